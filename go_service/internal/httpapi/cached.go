@@ -1,0 +1,73 @@
+package httpapi
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"time"
+
+	"cacheplatform/go_service/internal/cache"
+)
+
+const staticText = "Hello from go_service. This text is served from the in-process cache."
+
+// cachedContent serves routes whose value is loaded once per TTL.
+//
+// The cache holds the route's underlying value (key: the route name), not a
+// rendered response: text and JSON are rendered per request from one entry,
+// so both representations of /time show the same instant within a TTL and
+// a client switching Accept headers cannot cause a second load.
+type cachedContent struct {
+	cache  *cache.Cache[string, string]
+	now    func() time.Time
+	logger *slog.Logger
+}
+
+func (c *cachedContent) handler(key, jsonField string, load func(context.Context) (string, error)) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		value, storedAt, hit, err := c.cache.GetOrLoad(r.Context(), key, func(ctx context.Context) (string, error) {
+			c.logger.LogAttrs(ctx, slog.LevelInfo, "cache fill", slog.String("key", key))
+			return load(ctx)
+		})
+		if err != nil {
+			// The loaders cannot fail, so this is the request's own context
+			// ending: the client is gone or the server is out of time.
+			writeText(w, http.StatusServiceUnavailable, "unavailable\n")
+			return
+		}
+
+		h := w.Header()
+		h.Set("X-Cache", cacheResult(hit))
+		h.Set("Age", strconv.FormatInt(ageSeconds(c.now(), storedAt), 10))
+		h.Set("Vary", "Accept") // shared caches in front must keep text and JSON apart
+		if acceptsJSON(r.Header.Values("Accept")) {
+			writeJSONField(w, jsonField, value)
+			return
+		}
+		writeText(w, http.StatusOK, value+"\n")
+	})
+}
+
+func cacheResult(hit bool) string {
+	if hit {
+		return "HIT"
+	}
+	return "MISS"
+}
+
+// ageSeconds is the HTTP Age of a value stored at storedAt: whole seconds,
+// never negative.
+func ageSeconds(now, storedAt time.Time) int64 {
+	return max(0, int64(now.Sub(storedAt)/time.Second))
+}
+
+func loadStaticText(context.Context) (string, error) {
+	return staticText, nil
+}
+
+func timeLoader(now func() time.Time) func(context.Context) (string, error) {
+	return func(context.Context) (string, error) {
+		return now().UTC().Format(time.RFC3339Nano), nil
+	}
+}

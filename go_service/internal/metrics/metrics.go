@@ -1,0 +1,110 @@
+// Package metrics defines the service's Prometheus metrics. Everything is
+// registered on a registry the caller creates, never the global default,
+// so each server (and each test) gets its own isolated set.
+package metrics
+
+import (
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"cacheplatform/go_service/internal/cache"
+)
+
+// NewRegistry returns a registry holding the Go runtime and process
+// collectors; the service adds its own metrics to it.
+func NewRegistry() *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	// Registering two distinct collectors on an empty registry cannot fail.
+	reg.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	)
+	return reg
+}
+
+// HTTP records one observation per served request.
+type HTTP struct {
+	requests *prometheus.CounterVec
+	duration *prometheus.HistogramVec
+}
+
+// NewHTTP registers the request metrics on reg.
+//
+// Callers must pass a bounded handler label (a route pattern, never a raw
+// path); Observe bounds the method label itself.
+func NewHTTP(reg prometheus.Registerer) (*HTTP, error) {
+	m := &HTTP{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "http_requests_total",
+			Help: "HTTP requests served, by route pattern, method and status code.",
+		}, []string{"handler", "method", "code"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "http_request_duration_seconds",
+			Help: "Time to serve an HTTP request, by route pattern and method.",
+			// Cache hits take tens of microseconds, so the buckets start at 100µs.
+			Buckets: []float64{0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10},
+		}, []string{"handler", "method"}),
+	}
+	for _, c := range []prometheus.Collector{m.requests, m.duration} {
+		if err := reg.Register(c); err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
+}
+
+// Observe records a request served by handler.
+func (m *HTTP) Observe(handler, method string, code int, elapsed time.Duration) {
+	method = methodLabel(method)
+	m.requests.WithLabelValues(handler, method, strconv.Itoa(code)).Inc()
+	m.duration.WithLabelValues(handler, method).Observe(elapsed.Seconds())
+}
+
+// methodLabel maps the request method onto a fixed set, because clients can
+// send any token as a method and each would otherwise become a new series.
+func methodLabel(method string) string {
+	switch method {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodConnect, http.MethodOptions, http.MethodTrace:
+		return method
+	default:
+		return "OTHER"
+	}
+}
+
+// RegisterCache exposes the counters returned by stats on reg. The values
+// are read at scrape time, so the cache needs no metrics code of its own.
+func RegisterCache(reg prometheus.Registerer, stats func() cache.Stats) error {
+	lookups := func(result string, count func(cache.Stats) uint64) prometheus.Collector {
+		return prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name:        "cache_requests_total",
+			Help:        "Cache lookups, by result.",
+			ConstLabels: prometheus.Labels{"result": result},
+		}, func() float64 { return float64(count(stats())) })
+	}
+	for _, c := range []prometheus.Collector{
+		lookups("hit", func(s cache.Stats) uint64 { return s.Hits }),
+		lookups("miss", func(s cache.Stats) uint64 { return s.Misses }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "cache_evictions_total",
+			Help: "Cache entries evicted to stay within the size bound.",
+		}, func() float64 { return float64(stats().Evictions) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "cache_expirations_total",
+			Help: "Cache entries removed because their TTL had passed.",
+		}, func() float64 { return float64(stats().Expirations) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "cache_entries",
+			Help: "Entries currently held by the cache, including expired ones not yet swept.",
+		}, func() float64 { return float64(stats().Entries) }),
+	} {
+		if err := reg.Register(c); err != nil {
+			return err
+		}
+	}
+	return nil
+}

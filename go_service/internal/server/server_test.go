@@ -1,0 +1,206 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"cacheplatform/go_service/internal/config"
+)
+
+func testConfig() config.Config {
+	return config.Config{
+		Listen:          "127.0.0.1:0",
+		CacheTTL:        time.Minute,
+		CacheMaxEntries: 100,
+		JanitorInterval: time.Second,
+		LogLevel:        slog.LevelInfo,
+		ShutdownTimeout: 5 * time.Second,
+	}
+}
+
+func listen(t *testing.T) net.Listener {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ln
+}
+
+// waitFor polls cond: the server's shutdown progress has no other signal.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+func refusesConnections(addr string) func() bool {
+	return func() bool {
+		conn, err := net.Dial("tcp", addr)
+		if err != nil {
+			return true
+		}
+		conn.Close()
+		return false
+	}
+}
+
+type response struct {
+	status int
+	body   string
+	err    error
+}
+
+func get(url string) response {
+	resp, err := http.Get(url)
+	if err != nil {
+		return response{err: err}
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	return response{status: resp.StatusCode, body: string(body), err: err}
+}
+
+func TestServeHTTPDrainsInFlightRequests(t *testing.T) {
+	entered := make(chan struct{})
+	release := make(chan struct{})
+	slow := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		close(entered)
+		<-release
+		io.WriteString(w, "finished")
+	})
+	ln := listen(t)
+	addr := ln.Addr().String()
+	ctx, cancel := context.WithCancel(t.Context())
+	var ready atomic.Bool
+	served := make(chan error)
+	go func() { served <- serveHTTP(ctx, ln, slow, &ready, 5*time.Second, slog.New(slog.DiscardHandler)) }()
+
+	inFlight := make(chan response)
+	go func() { inFlight <- get("http://" + addr + "/slow") }()
+	<-entered
+	if !ready.Load() {
+		t.Error("not ready while serving")
+	}
+
+	cancel()
+	waitFor(t, "shutdown to close the listener", refusesConnections(addr))
+	if ready.Load() {
+		t.Error("still ready while draining")
+	}
+	close(release)
+
+	if got := <-inFlight; got.err != nil || got.status != http.StatusOK || got.body != "finished" {
+		t.Errorf("in-flight request = %+v, want 200 finished", got)
+	}
+	if err := <-served; err != nil {
+		t.Errorf("serveHTTP = %v, want nil after a clean drain", err)
+	}
+}
+
+func TestServeHTTPGivesUpAfterShutdownTimeout(t *testing.T) {
+	entered := make(chan struct{})
+	release := make(chan struct{})
+	defer close(release)
+	stuck := http.HandlerFunc(func(http.ResponseWriter, *http.Request) {
+		close(entered)
+		<-release
+	})
+	ln := listen(t)
+	ctx, cancel := context.WithCancel(t.Context())
+	var ready atomic.Bool
+	served := make(chan error)
+	go func() {
+		served <- serveHTTP(ctx, ln, stuck, &ready, 20*time.Millisecond, slog.New(slog.DiscardHandler))
+	}()
+	go get("http://" + ln.Addr().String() + "/")
+	<-entered
+
+	cancel()
+	if err := <-served; !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("serveHTTP = %v, want context.DeadlineExceeded", err)
+	}
+}
+
+func TestServeHTTPReportsServeFailure(t *testing.T) {
+	ln := listen(t)
+	ln.Close()
+	var ready atomic.Bool
+	err := serveHTTP(t.Context(), ln, http.NotFoundHandler(), &ready, time.Second, slog.New(slog.DiscardHandler))
+	if err == nil {
+		t.Fatal("serveHTTP on a closed listener returned nil")
+	}
+	if ready.Load() {
+		t.Error("ready after serving failed")
+	}
+}
+
+func TestServeRunsTheService(t *testing.T) {
+	ln := listen(t)
+	base := "http://" + ln.Addr().String()
+	ctx, cancel := context.WithCancel(t.Context())
+	served := make(chan error)
+	go func() { served <- Serve(ctx, ln, testConfig(), slog.New(slog.DiscardHandler)) }()
+
+	if got := get(base + "/readyz"); got.status != http.StatusOK {
+		t.Errorf("GET /readyz = %+v, want 200", got)
+	}
+	first, second := get(base+"/time"), get(base+"/time")
+	if first.err != nil || second.err != nil || first.body != second.body {
+		t.Errorf("two GET /time within the TTL = %+v and %+v, want the same time", first, second)
+	}
+	scrape := get(base + "/metrics")
+	for _, series := range []string{`cache_requests_total{result="hit"} 1`, "cache_entries 1", "go_goroutines", "process_start_time_seconds"} {
+		if !strings.Contains(scrape.body, series) {
+			t.Errorf("/metrics lacks %q", series)
+		}
+	}
+
+	cancel()
+	if err := <-served; err != nil {
+		t.Errorf("Serve = %v, want nil", err)
+	}
+}
+
+func TestServeRejectsInvalidCacheSettings(t *testing.T) {
+	cfg := testConfig()
+	cfg.CacheMaxEntries = 0
+	ln := listen(t)
+	if err := Serve(t.Context(), ln, cfg, slog.New(slog.DiscardHandler)); err == nil {
+		t.Fatal("Serve accepted a zero-entry cache")
+	}
+	if _, err := ln.Accept(); err == nil {
+		t.Error("Serve left the listener open")
+	}
+}
+
+func TestRunFailsWhenTheAddressIsTaken(t *testing.T) {
+	taken := listen(t)
+	defer taken.Close()
+	cfg := testConfig()
+	cfg.Listen = taken.Addr().String()
+	if err := Run(t.Context(), cfg, slog.New(slog.DiscardHandler)); err == nil {
+		t.Fatal("Run succeeded on an address already in use")
+	}
+}
+
+func TestRunReturnsNilWhenItsContextEnds(t *testing.T) {
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	if err := Run(ctx, testConfig(), slog.New(slog.DiscardHandler)); err != nil {
+		t.Fatalf("Run = %v, want nil", err)
+	}
+}
