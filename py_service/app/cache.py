@@ -1,0 +1,120 @@
+"""The two ways the cacheable routes are cached: by Nginx, or in Redis."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from py_service.app.config import CacheBackend, Config
+from py_service.app.metrics import Metrics
+
+log = logging.getLogger(__name__)
+
+# Bump when the stored entry format changes so old entries are never misread.
+KEY_PREFIX = "py_service:v1:"
+
+
+@dataclass(frozen=True)
+class CachedValue:
+    """A route's value plus the response headers that describe how it was cached."""
+
+    value: str
+    headers: dict[str, str]
+
+
+class RouteCache(Protocol):
+    def fetch(self, key: str, compute: Callable[[], str]) -> CachedValue:
+        """Return the value for key, calling compute when there is no usable cached one."""
+        ...
+
+
+class NginxCache:
+    """Computes every time and lets Nginx (or any HTTP cache) keep the response for the TTL."""
+
+    def __init__(self, ttl: int) -> None:
+        self._headers = {"Cache-Control": f"public, max-age={ttl}"}
+
+    def fetch(self, key: str, compute: Callable[[], str]) -> CachedValue:
+        return CachedValue(compute(), self._headers)
+
+
+class RedisCache:
+    """Caches values in Redis for the TTL; when Redis fails it serves uncached, never an error.
+
+    Responses say `Cache-Control: no-store`: Redis is the only cache in this
+    mode, and letting Nginx keep them too would stack a second TTL on top and
+    make X-Cache and Age describe a response the client never got.
+    """
+
+    def __init__(
+        self, client: redis.Redis, ttl: int, clock: Callable[[], float], metrics: Metrics
+    ) -> None:
+        self._client = client
+        self._ttl = ttl
+        self._clock = clock
+        self._metrics = metrics
+        # Log only when Redis goes down or comes back, not once per request of an outage.
+        self._failing = False
+
+    def fetch(self, key: str, compute: Callable[[], str]) -> CachedValue:
+        redis_key = KEY_PREFIX + key
+        try:
+            stored = self._client.get(redis_key)
+        except redis.RedisError as error:
+            self._record_failure(error)
+            return _cached(compute(), "MISS", 0)
+        if stored is not None:
+            entry = json.loads(stored)
+            self._record("hit")
+            return _cached(entry["value"], "HIT", max(0, int(self._clock() - entry["stored_at"])))
+
+        value = compute()
+        entry = {"value": value, "stored_at": self._clock()}
+        try:
+            self._client.set(redis_key, json.dumps(entry), ex=self._ttl)
+        except redis.RedisError as error:
+            self._record_failure(error)
+        else:
+            self._record("miss")
+        return _cached(value, "MISS", 0)
+
+    def _record(self, result: str) -> None:
+        self._metrics.cache_requests.labels(result).inc()
+        if self._failing:
+            self._failing = False
+            log.info("redis reachable again; caching resumed")
+
+    def _record_failure(self, error: redis.RedisError) -> None:
+        self._metrics.cache_requests.labels("error").inc()
+        self._metrics.redis_errors.inc()
+        if not self._failing:
+            self._failing = True
+            log.warning(
+                "redis unavailable; serving uncached",
+                extra={"error": f"{type(error).__name__}: {error}"},
+            )
+
+
+def _cached(value: str, status: str, age: int) -> CachedValue:
+    return CachedValue(value, {"X-Cache": status, "Age": str(age), "Cache-Control": "no-store"})
+
+
+def build_cache(config: Config, clock: Callable[[], float], metrics: Metrics) -> RouteCache:
+    """The cache for config.cache_backend."""
+    if config.cache_backend is CacheBackend.NGINX:
+        return NginxCache(config.cache_ttl)
+    client = redis.Redis.from_url(
+        config.redis_url,
+        socket_timeout=config.redis_timeout,
+        socket_connect_timeout=config.redis_timeout,
+        # A retry would only make the request wait longer for the same outage.
+        retry=Retry(NoBackoff(), retries=0),
+    )
+    return RedisCache(client, config.cache_ttl, clock, metrics)

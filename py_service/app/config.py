@@ -1,0 +1,82 @@
+"""Service configuration, read once from the environment and validated up front."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+REDIS_URL_SCHEMES = ("redis", "rediss", "unix")
+
+Number = TypeVar("Number", int, float)
+
+
+class CacheBackend(StrEnum):
+    """Where responses of the cacheable routes are cached."""
+
+    NGINX = "nginx"
+    REDIS = "redis"
+
+
+@dataclass(frozen=True)
+class Config:
+    """Validated settings; invalid values raise ValueError naming the environment variable."""
+
+    cache_backend: CacheBackend = CacheBackend.NGINX
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    cache_ttl: int = 60
+    redis_timeout: float = 0.2
+    log_level: str = "INFO"
+    prometheus_multiproc_dir: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.cache_ttl < 1:
+            raise ValueError(f"CACHE_TTL must be at least 1 second, got {self.cache_ttl}")
+        if not 0 < self.redis_timeout <= 10:
+            raise ValueError(f"REDIS_TIMEOUT must be in (0, 10] seconds, got {self.redis_timeout}")
+        if self.log_level not in LOG_LEVELS:
+            choices = ", ".join(LOG_LEVELS)
+            raise ValueError(f"LOG_LEVEL must be one of {choices}, got {self.log_level!r}")
+        if urlsplit(self.redis_url).scheme not in REDIS_URL_SCHEMES:
+            choices = ", ".join(f"{scheme}://" for scheme in REDIS_URL_SCHEMES)
+            raise ValueError(f"REDIS_URL must start with {choices}; got {self.redis_url!r}")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> Config:
+        """Build a Config from environment variables; unset or empty ones keep the defaults."""
+
+        def read(name: str) -> str | None:
+            return environ.get(name, "").strip() or None
+
+        settings: dict[str, Any] = {}
+        if backend := read("CACHE_BACKEND"):
+            settings["cache_backend"] = _cache_backend(backend)
+        if redis_url := read("REDIS_URL"):
+            settings["redis_url"] = redis_url
+        if ttl := read("CACHE_TTL"):
+            settings["cache_ttl"] = _parse(int, "CACHE_TTL", ttl)
+        if timeout := read("REDIS_TIMEOUT"):
+            settings["redis_timeout"] = _parse(float, "REDIS_TIMEOUT", timeout)
+        if level := read("LOG_LEVEL"):
+            settings["log_level"] = level.upper()
+        if multiproc_dir := read("PROMETHEUS_MULTIPROC_DIR"):
+            settings["prometheus_multiproc_dir"] = multiproc_dir
+        return cls(**settings)
+
+
+def _cache_backend(value: str) -> CacheBackend:
+    try:
+        return CacheBackend(value.lower())
+    except ValueError:
+        choices = "|".join(backend.value for backend in CacheBackend)
+        raise ValueError(f"CACHE_BACKEND must be {choices}, got {value!r}") from None
+
+
+def _parse(parse: Callable[[str], Number], name: str, value: str) -> Number:
+    try:
+        return parse(value)
+    except ValueError:
+        raise ValueError(f"{name} must be a number ({parse.__name__}), got {value!r}") from None

@@ -1,0 +1,133 @@
+"""Prometheus metrics: definitions, per-request instrumentation and exposition.
+
+Each app gets its own CollectorRegistry, so creating many apps in one process
+(as the tests do) never trips prometheus_client's duplicate-metric check on the
+global registry, and apps never see each other's counts.
+
+Under gunicorn every worker is a separate process. prometheus_client then keeps
+values in files under PROMETHEUS_MULTIPROC_DIR (it decides this when first
+imported, from the environment), and a scrape, whichever worker answers it,
+aggregates all workers' files with MultiProcessCollector.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from flask import Flask, Response, g, request
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
+from werkzeug.exceptions import MethodNotAllowed
+
+# The contract pins the classic text format; prometheus_client's
+# CONTENT_TYPE_LATEST moved to version=1.0.0 in newer releases.
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+# Label values must come from a fixed set, or a scan of random URLs or methods
+# would create unbounded series.
+NOT_FOUND_HANDLER = "notfound"
+OTHER_METHOD = "OTHER"
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+# Most requests finish well under a millisecond, so the buckets start at 100 µs.
+DURATION_BUCKETS = (
+    0.0001,
+    0.00025,
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+)
+
+
+@dataclass(frozen=True)
+class Metrics:
+    """The service's metrics, registered in their own registry."""
+
+    registry: CollectorRegistry
+    multiproc_dir: str | None
+    http_requests: Counter
+    http_request_duration: Histogram
+    cache_requests: Counter
+    redis_errors: Counter
+
+    @classmethod
+    def create(cls, multiproc_dir: str | None) -> Metrics:
+        registry = CollectorRegistry()
+        return cls(
+            registry=registry,
+            multiproc_dir=multiproc_dir,
+            http_requests=Counter(
+                "http_requests",
+                "HTTP requests served.",
+                ["handler", "method", "code"],
+                registry=registry,
+            ),
+            http_request_duration=Histogram(
+                "http_request_duration_seconds",
+                "Time spent answering HTTP requests.",
+                ["handler", "method"],
+                buckets=DURATION_BUCKETS,
+                registry=registry,
+            ),
+            cache_requests=Counter(
+                "cache_requests",
+                "Lookups in the Redis response cache, by result (hit, miss, error).",
+                ["result"],
+                registry=registry,
+            ),
+            redis_errors=Counter(
+                "redis_errors",
+                "Redis commands that failed or timed out; the request was served uncached.",
+                registry=registry,
+            ),
+        )
+
+    def render(self) -> bytes:
+        """The text exposition of all metrics, summed over workers in multiprocess mode."""
+        if self.multiproc_dir is None:
+            return generate_latest(self.registry)
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry, path=self.multiproc_dir)
+        return generate_latest(registry)
+
+
+def instrument(app: Flask, metrics: Metrics) -> None:
+    """Count and time every request the app answers, including 404s, 405s and 500s."""
+
+    @app.before_request
+    def start_timer() -> None:
+        g.request_started = time.perf_counter()
+
+    @app.after_request
+    def record(response: Response) -> Response:
+        handler = _handler_label(app)
+        method = request.method if request.method in KNOWN_METHODS else OTHER_METHOD
+        metrics.http_requests.labels(handler, method, str(response.status_code)).inc()
+        metrics.http_request_duration.labels(handler, method).observe(
+            time.perf_counter() - g.request_started
+        )
+        return response
+
+
+def _handler_label(app: Flask) -> str:
+    if request.url_rule is not None:
+        return request.url_rule.rule
+    if isinstance(request.routing_exception, MethodNotAllowed):
+        # The path exists and only the method is wrong: file the 405 under the
+        # route it was aimed at. Every route answers GET, so matching as GET
+        # finds it.
+        adapter = app.create_url_adapter(request)
+        if adapter is not None:
+            rule, _ = adapter.match(method="GET", return_rule=True)
+            return rule.rule
+    return NOT_FOUND_HANDLER
