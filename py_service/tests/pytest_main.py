@@ -11,7 +11,7 @@ TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
 
 
 def pytest_args(argv: list[str]) -> list[str]:
-    """Test files named on the command line (relative to this directory), else the whole directory."""
+    """The test files named in argv (relative to this directory), else the whole directory."""
     files = [os.path.join(TESTS_DIR, arg) for arg in argv if arg.endswith(".py")]
     options = [arg for arg in argv if not arg.endswith(".py")]
     return [*(files or [TESTS_DIR]), "-p", "no:cacheprovider", *options]
