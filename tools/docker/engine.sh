@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Makes sure a Docker engine answers. If none does and this process may start one (root, dockerd
+# installed: tools/bazel's chroot has Debian's docker.io), it starts one and says so.
+# Used by `bazel run //deploy:up` and by the tests tagged requires-docker.
+set -euo pipefail
+die() {
+  echo "docker engine: $*" >&2
+  exit 1
+}
+answers() { timeout 10 docker info >/dev/null 2>&1; }
+
+answers && exit 0
+command -v docker >/dev/null || die "no docker client on PATH: install Docker (Debian: apt-get install docker.io docker-cli)"
+[[ "$(id -u)" == 0 ]] ||
+  die "no Docker engine answers and starting one needs root: start yours (e.g. 'sudo systemctl start docker') and retry"
+command -v dockerd >/dev/null ||
+  die "no Docker engine answers and dockerd is not installed: install Docker (Debian: apt-get install docker.io)"
+
+log=/var/log/cache-platform-dockerd.log
+echo "docker engine: none answered; starting dockerd (data in /var/lib/docker, log in $log)" >&2
+# setsid: the engine must outlive this script (and the bazel command that ran it).
+setsid dockerd >"$log" 2>&1 </dev/null &
+for _ in $(seq 60); do
+  answers && { echo "docker engine: started ($(docker version --format '{{.Server.Version}}'))" >&2; exit 0; }
+  kill -0 $! 2>/dev/null || die "dockerd exited at start; last log line: $(tail -n 1 "$log")"
+  sleep 0.5
+done
+die "dockerd started but did not answer within 30 s; see $log"
