@@ -1,0 +1,107 @@
+"""The smallest OCI rules this repo needs, with rules_oci's names and attributes.
+
+rules_oci is in no registry reachable here. These rules keep its interface
+(`oci_image(base, tars, entrypoint, cmd, env, user, workdir, exposed_ports, labels)`,
+`oci_load(image, repo_tags)`), so moving to rules_oci is a change of `load()` lines. The one
+extension is `oci_image(healthcheck)`, which rules_oci lacks (Docker reads it from the image
+config); drop it when switching and keep the compose healthcheck. The OCI work itself (layers,
+digests, config, manifest, layout, docker-archive) is done by //tools/oci/cmd/ocitool with
+go-containerregistry.
+"""
+
+_OCITOOL = Label("//tools/oci/cmd/ocitool")
+
+def _oci_image_impl(ctx):
+    out = ctx.actions.declare_directory(ctx.label.name)
+    args = ctx.actions.args()
+    args.add("image")
+    args.add("--out", out.path)
+    inputs = list(ctx.files.tars)
+    if ctx.attr.base:
+        base = ctx.files.base[0]
+        inputs.append(base)
+        args.add("--base", base.path)
+    args.add_all(ctx.files.tars, before_each = "--layer")
+    if ctx.attr.entrypoint:
+        args.add("--entrypoint", json.encode(ctx.attr.entrypoint))
+    if ctx.attr.cmd:
+        args.add("--cmd", json.encode(ctx.attr.cmd))
+    if ctx.attr.healthcheck:
+        args.add("--healthcheck", json.encode(ctx.attr.healthcheck))
+    args.add_all(["%s=%s" % (k, v) for k, v in sorted(ctx.attr.env.items())], before_each = "--env")
+    args.add_all(["%s=%s" % (k, v) for k, v in sorted(ctx.attr.labels.items())], before_each = "--label")
+    args.add_all(ctx.attr.exposed_ports, before_each = "--exposed-port")
+    if ctx.attr.user:
+        args.add("--user", ctx.attr.user)
+    if ctx.attr.workdir:
+        args.add("--workdir", ctx.attr.workdir)
+    ctx.actions.run(
+        executable = ctx.executable._ocitool,
+        arguments = [args],
+        inputs = inputs,
+        outputs = [out],
+        mnemonic = "OciImage",
+        progress_message = "Assembling OCI image %{label}",
+    )
+    return [DefaultInfo(files = depset([out]))]
+
+oci_image = rule(
+    implementation = _oci_image_impl,
+    doc = "An OCI image layout directory: the base's layers and config, then one layer per tar.",
+    attrs = {
+        "base": attr.label(allow_single_file = True, doc = "An oci_image to build on; none: empty."),
+        "tars": attr.label_list(allow_files = [".tar"], doc = "Layer tarballs, in order."),
+        "entrypoint": attr.string_list(),
+        "cmd": attr.string_list(),
+        "env": attr.string_dict(),
+        "user": attr.string(),
+        "workdir": attr.string(),
+        "exposed_ports": attr.string_list(doc = "Like \"8080/tcp\"."),
+        "labels": attr.string_dict(),
+        "healthcheck": attr.string_list(doc = "Docker HEALTHCHECK test, e.g. [\"CMD\", \"/app\", \"-probe\", \"...\"]."),
+        "_ocitool": attr.label(default = _OCITOOL, executable = True, cfg = "exec"),
+    },
+)
+
+def _oci_load_impl(ctx):
+    tarball = ctx.actions.declare_file(ctx.label.name + "/tarball.tar")
+    args = ctx.actions.args()
+    args.add("docker-archive")
+    args.add("--image", ctx.file.image.path)
+    args.add_all(ctx.attr.repo_tags, before_each = "--tag")
+    args.add("--out", tarball)
+    ctx.actions.run(
+        executable = ctx.executable._ocitool,
+        arguments = [args],
+        inputs = [ctx.file.image],
+        outputs = [tarball],
+        mnemonic = "OciDockerArchive",
+        progress_message = "Writing docker-archive for %{label}",
+    )
+    loader = ctx.actions.declare_file(ctx.label.name + ".sh")
+    ctx.actions.expand_template(
+        template = ctx.file._loader,
+        output = loader,
+        substitutions = {
+            "{{TARBALL}}": tarball.short_path,
+            "{{TAGS}}": " ".join(ctx.attr.repo_tags),
+        },
+        is_executable = True,
+    )
+    return [DefaultInfo(
+        executable = loader,
+        files = depset([tarball]),
+        runfiles = ctx.runfiles(files = [tarball]),
+    )]
+
+oci_load = rule(
+    implementation = _oci_load_impl,
+    doc = "`bazel run` loads the image into the Docker engine under repo_tags.",
+    executable = True,
+    attrs = {
+        "image": attr.label(allow_single_file = True, mandatory = True),
+        "repo_tags": attr.string_list(mandatory = True),
+        "_ocitool": attr.label(default = _OCITOOL, executable = True, cfg = "exec"),
+        "_loader": attr.label(default = Label("//tools/oci:load.sh.tpl"), allow_single_file = True),
+    },
+)
