@@ -1,4 +1,4 @@
-"""`image_structure_test`: the structure test (tools/oci/structure_test.py) of one oci_image."""
+"""Tests of one oci_image: its structure (no engine needed) and a smoke run in Docker."""
 
 load("@rules_python//python:defs.bzl", "py_test")
 
@@ -17,5 +17,18 @@ def image_structure_test(name, image, entrypoint, expect_files = [], forbid_file
             image,
             Label("//tools/oci/cmd/ocitool"),
         ],
+        **kwargs
+    )
+
+def image_smoke_test(name, loader, repo_tag, port, **kwargs):
+    """Loads the image with `loader` (an oci_load), runs it, and checks /healthz and /time on `port`."""
+    py_test(
+        name = name,
+        size = "medium",
+        srcs = [Label("//tools/oci:smoke_test.py")],
+        main = Label("//tools/oci:smoke_test.py"),
+        args = ["$(rootpath %s)" % loader, repo_tag, str(port)],
+        data = [loader, Label("//tools/docker:engine.sh")],
+        tags = ["requires-docker"],
         **kwargs
     )
