@@ -36,9 +36,7 @@ def main(wheel: str) -> int:
     roots = [r for r in PYTHON_ROOTS if (root / r).is_dir()]
     status = 0
     for command in (["check"], ["format", "--check"]):
-        result = subprocess.run(
-            [str(ruff), *command, "--no-cache", *roots], cwd=root, check=False
-        )
+        result = subprocess.run([str(ruff), *command, "--no-cache", *roots], cwd=root, check=False)
         status = status or result.returncode
     if status:
         print("ruff found problems above: run `ruff format` and `ruff check --fix`.")

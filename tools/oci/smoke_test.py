@@ -15,23 +15,23 @@ RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:
 
 
 def docker(*args: str) -> str:
-    return subprocess.run(  # noqa: S603
+    return subprocess.run(
         ["docker", *args], check=True, capture_output=True, text=True
     ).stdout.strip()
 
 
 def get(url: str, accept: str = "*/*") -> tuple[int, str]:
-    request = urllib.request.Request(url, headers={"Accept": accept})  # noqa: S310 (loopback)
-    with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310
+    request = urllib.request.Request(url, headers={"Accept": accept})
+    with urllib.request.urlopen(request, timeout=5) as response:
         return response.status, response.read().decode()
 
 
 class ImageSmokeTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls) -> None:
-        subprocess.run(["tools/docker/engine.sh"], check=True)  # noqa: S603
-        subprocess.run([LOADER], check=True)  # noqa: S603
-        subprocess.run(["docker", "rm", "-f", NAME], capture_output=True)  # noqa: S603, S607
+        subprocess.run(["tools/docker/engine.sh"], check=True)
+        subprocess.run([LOADER], check=True)
+        subprocess.run(["docker", "rm", "-f", NAME], capture_output=True)
         # Published on a free loopback port; read-only root as in the stack.
         docker("run", "--detach", "--name", NAME, "--read-only", "--tmpfs", "/tmp",
                "--cap-drop", "ALL", "--security-opt", "no-new-privileges:true",
@@ -51,7 +51,7 @@ class ImageSmokeTest(unittest.TestCase):
 
     @classmethod
     def tearDownClass(cls) -> None:
-        subprocess.run(["docker", "rm", "-f", NAME], capture_output=True)  # noqa: S603, S607
+        subprocess.run(["docker", "rm", "-f", NAME], capture_output=True)
 
     def test_healthz(self) -> None:
         self.assertEqual(get(self.base + "/healthz")[0], 200)

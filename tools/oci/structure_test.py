@@ -34,7 +34,9 @@ def final_filesystem(layers: list[dict]) -> dict[str, dict]:
             name = path.rsplit("/", 1)[-1]
             if name.startswith(".wh."):
                 hidden = path.rsplit("/", 1)[0] + "/" + name[len(".wh.") :]
-                files = {p: e for p, e in files.items() if p != hidden and not p.startswith(hidden + "/")}
+                files = {
+                    p: e for p, e in files.items() if p != hidden and not p.startswith(hidden + "/")
+                }
                 continue
             files[path] = entry
     return files

@@ -1,0 +1,243 @@
+"""Nginx's configuration, tested with the real programs on loopback, no Docker needed.
+
+Runs Debian's nginx and mtail (the packages the images ship, from @debian_nginx/@debian_mtail)
+with deploy/nginx/nginx.conf, in front of the real go_service and py_service binaries. Only the
+addresses change: the config's paths, upstreams and mtail target are rewritten to this test's.
+"""
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import tarfile
+import time
+import unittest
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+# Paths of the programs and files under test, from the BUILD file (env: no shell word splitting).
+ARGS = os.environ
+TMP = Path(os.environ.get("TEST_TMPDIR", "/tmp")) / "nginx-test"
+PY_TTL = 2  # seconds: the app's max-age, which Nginx honours over proxy_cache_valid
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def extract(tars: str, into: Path) -> None:
+    for path in tars.split():
+        with tarfile.open(path) as archive:
+            archive.extractall(into, filter="fully_trusted")
+
+
+def request(url: str, method: str = "GET", headers: dict | None = None) -> tuple[int, dict, str]:
+    req = urllib.request.Request(url, method=method, headers=headers or {})
+    try:
+        with urllib.request.urlopen(req, timeout=5) as r:
+            return r.status, dict(r.headers), r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, dict(e.headers), e.read().decode()
+
+
+def raw(port: int, data: bytes) -> int:
+    """Sends raw bytes, returns the HTTP status Nginx answers with (0: connection closed)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=15) as s:
+        s.sendall(data)
+        head = s.recv(4096).decode(errors="replace")
+    match = re.match(r"HTTP/1\.[01] (\d{3})", head)
+    return int(match.group(1)) if match else 0
+
+
+def wait_until(check, timeout: float = 20) -> None:  # noqa: ANN001
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if check():
+                return
+        except OSError:
+            pass
+        time.sleep(0.2)
+    raise AssertionError("timed out")
+
+
+class Upstream:
+    """One app process on a fixed loopback port, stoppable and restartable."""
+
+    def __init__(self, argv: list[str], env: dict[str, str], health_url: str) -> None:
+        self.argv, self.env, self.health_url = argv, env, health_url
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            self.argv, env={**os.environ, **self.env}, stderr=subprocess.DEVNULL
+        )
+        wait_until(lambda: request(self.health_url)[0] == 200)
+
+    def stop(self) -> None:
+        if self.process:
+            self.process.send_signal(signal.SIGTERM)
+            self.process.wait(timeout=30)
+            self.process = None
+
+
+class NginxConfigTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls) -> None:
+        root, conf = TMP / "root", TMP / "conf"
+        conf.mkdir(parents=True, exist_ok=True)
+        (TMP / "cache").mkdir(exist_ok=True)  # a tmpfs mount point in the stack
+        extract(ARGS["NGINX_TARS"], root)
+        extract(ARGS["MTAIL_TARS"], root)
+        cls.port, go_port, py_port = free_port(), free_port(), free_port()
+        syslog_port, cls.mtail_port = free_port(), free_port()
+
+        text = Path(ARGS["NGINX_CONF"]).read_text()
+        text = (
+            text.replace("/etc/nginx/mime.types", str(root / "etc/nginx/mime.types"))
+            .replace("/etc/nginx/conf.d/", f"{conf}/")
+            .replace("/var/cache/nginx", str(TMP / "cache"))
+            .replace("/tmp/", f"{TMP}/")
+            .replace("listen 8080", f"listen 127.0.0.1:{cls.port}")
+        )
+        (conf / "nginx.conf").write_text(text)
+        (conf / "upstreams.conf").write_text(
+            f"upstream go_service {{ server 127.0.0.1:{go_port}; keepalive 8; }}\n"
+            f"upstream python_service {{ server 127.0.0.1:{py_port}; keepalive 8; }}\n"
+        )
+        (conf / "mtail.conf").write_text(
+            f"access_log syslog:server=127.0.0.1:{syslog_port},tag=nginx,nohostname mtail;\n"
+        )
+
+        cls.mtail = subprocess.Popen(
+            [
+                str(root / "usr/bin/mtail"),
+                "--progs",
+                str(Path(ARGS["MTAIL_PROG"]).parent),
+                "--logs",
+                f"udp://127.0.0.1:{syslog_port}",
+                "--address",
+                "127.0.0.1",
+                "--port",
+                str(cls.mtail_port),
+            ],
+            stderr=subprocess.DEVNULL,
+        )
+        cls.go = Upstream(
+            [ARGS["GO_SERVICE"], "-listen", f"127.0.0.1:{go_port}"],
+            {},
+            f"http://127.0.0.1:{go_port}/healthz",
+        )
+        cls.py = Upstream(
+            [ARGS["PY_SERVICE"]],
+            {"BIND": f"127.0.0.1:{py_port}", "CACHE_TTL": str(PY_TTL), "WEB_CONCURRENCY": "2"},
+            f"http://127.0.0.1:{py_port}/healthz",
+        )
+        cls.go.start()
+        cls.py.start()
+        libs = root / "usr/lib/x86_64-linux-gnu"
+        cls.nginx = subprocess.Popen(
+            # As root here, Nginx would switch its workers to "nobody"; in the stack it runs
+            # unprivileged and has no one to switch to.
+            [
+                str(root / "usr/sbin/nginx"),
+                "-c",
+                str(conf / "nginx.conf"),
+                "-g",
+                "daemon off; user root;",
+            ],
+            env={**os.environ, "LD_LIBRARY_PATH": str(libs)},
+            stdout=subprocess.DEVNULL,
+        )
+        cls.base = f"http://127.0.0.1:{cls.port}"
+        wait_until(lambda: cls.nginx.poll() is None and request(cls.base + "/healthz")[0] == 200)
+
+    @classmethod
+    def tearDownClass(cls) -> None:
+        cls.nginx.terminate()
+        cls.mtail.terminate()
+        cls.go.stop()
+        cls.py.stop()
+
+    def test_python_time_is_cached_and_served_stale_when_the_app_is_down(self) -> None:
+        status, headers, first = request(self.base + "/python/time?stale")
+        self.assertEqual((status, headers.get("X-Cache-Status")), (200, "MISS"))
+        status, headers, second = request(self.base + "/python/time?stale")
+        self.assertEqual((status, headers.get("X-Cache-Status"), second), (200, "HIT", first))
+        time.sleep(PY_TTL + 1)
+        self.py.stop()
+        try:
+            status, headers, stale = request(self.base + "/python/time?stale")
+            self.assertEqual((status, headers.get("X-Cache-Status"), stale), (200, "STALE", first))
+        finally:
+            self.py.start()
+        wait_until(lambda: request(self.base + "/python/time?stale")[2] != first)
+
+    def test_python_metrics_and_health_are_never_cached(self) -> None:
+        for path in ("/python/metrics", "/python/healthz", "/python/readyz"):
+            for _ in range(2):
+                status, headers, _ = request(self.base + path)
+                self.assertEqual(status, 200, path)
+                self.assertNotIn("X-Cache-Status", headers, path)
+
+    def test_go_is_proxied_uncached_with_prefix_stripped(self) -> None:
+        status, headers, _ = request(self.base + "/go/static-text")
+        self.assertEqual(status, 200)
+        self.assertNotIn("X-Cache-Status", headers)
+        self.assertIn(headers.get("X-Cache"), ("HIT", "MISS"))  # the Go service's own cache
+        self.assertEqual(request(self.base + "/go/")[0], 200)
+
+    def test_go_down_gives_a_short_502_and_recovers_without_reload(self) -> None:
+        self.go.stop()
+        try:
+            status, _, body = request(self.base + "/go/time")
+            self.assertEqual(status, 502)
+            self.assertNotIn("<html", body.lower())
+            self.assertLess(len(body), 200)
+        finally:
+            self.go.start()
+        wait_until(lambda: request(self.base + "/go/time")[0] == 200)
+
+    def test_bad_input_gets_4xx_never_5xx(self) -> None:
+        cases = {
+            "oversized header": b"GET /go/ HTTP/1.1\r\nHost: x\r\nX-Big: "
+            + b"a" * 20000
+            + b"\r\n\r\n",
+            "oversized URI": b"GET /python/" + b"a" * 20000 + b" HTTP/1.1\r\nHost: x\r\n\r\n",
+            "unknown method": b"BREW /go/time HTTP/1.1\r\nHost: x\r\n\r\n",
+            "traversal": b"GET /go/../../etc/passwd HTTP/1.1\r\nHost: x\r\n\r\n",
+            "encoded slash": b"GET /python/%2e%2e%2fetc%2fpasswd HTTP/1.1\r\nHost: x\r\n\r\n",
+            "HTTP/1.0 without Host": b"GET /go/time HTTP/1.0\r\n\r\n",
+            "garbage": b"\x16\x03\x01\x02\x00\r\n\r\n",
+        }
+        for name, data in cases.items():
+            with self.subTest(name):
+                status = raw(self.port, data)
+                self.assertTrue(200 <= status < 500, f"{name}: status {status}")
+
+    def test_slow_client_is_cut_off(self) -> None:
+        with socket.create_connection(("127.0.0.1", self.port), timeout=20) as s:
+            s.sendall(b"GET /go/time HTTP/1.1\r\nHost: x\r\n")  # and never finishes the headers
+            started = time.monotonic()
+            data = s.recv(4096)
+        self.assertLess(time.monotonic() - started, 15)
+        self.assertFalse(data.startswith(b"HTTP/1.1 5"))
+
+    def test_mtail_counts_cache_status_per_service(self) -> None:
+        request(self.base + "/python/static-text?mtail")
+        request(self.base + "/python/static-text?mtail")
+        url = f"http://127.0.0.1:{self.mtail_port}/metrics"
+        pattern = re.compile(
+            r'nginx_http_requests_total\{cache_status="HIT",code="200",prog="nginx.mtail",'
+            r'service="python"\} [1-9]'
+        )
+        wait_until(lambda: pattern.search(request(url)[2]) is not None, timeout=10)
+
+
+if __name__ == "__main__":
+    unittest.main(argv=[sys.argv[0], "-v"])
