@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# The stack's life cycle: `bazel run //deploy:up | :down | :logs | :ps` (README, "The stack").
+#   stack.sh up LOADER...    make sure an engine and Compose v2 answer, load the images, start, wait
+#   stack.sh down [--volumes] | logs [SERVICE...] | ps
+set -euo pipefail
+readonly PROJECT="cache-platform"
+readonly GRAFANA_IMAGE="grafana/grafana-oss:12.2.1"
+
+die() {
+  echo "deploy: $*" >&2
+  exit 1
+}
+say() { echo "deploy: $*" >&2; }
+
+# The compose file is used from the source tree (not runfiles), so the bind-mounted Grafana
+# provisioning is real files and `docker compose -p cache-platform ...` by hand sees the same project.
+runfiles_dir="$PWD"
+workspace="${BUILD_WORKSPACE_DIRECTORY:-$(dirname "$(dirname "$(readlink -f deploy/compose.yaml)")")}"
+compose_file="$workspace/deploy/compose.yaml"
+[[ -f "$compose_file" ]] || die "cannot find deploy/compose.yaml under $workspace"
+
+compose() { docker compose --project-name "$PROJECT" --file "$compose_file" "$@"; }
+
+ensure_engine_and_compose() {
+  "$runfiles_dir/tools/docker/engine.sh"
+  docker compose version >/dev/null 2>&1 ||
+    die "Docker Compose v2 ('docker compose') is missing: install it (Debian: apt-get install docker-compose) and retry"
+}
+
+# Grafana's image comes from Docker Hub, which may be unreachable (it is, on this project's build
+# machines): start everything else and say so.
+grafana_available() {
+  docker image inspect "$GRAFANA_IMAGE" >/dev/null 2>&1 && return 0
+  say "pulling $GRAFANA_IMAGE (60 s at most)"
+  timeout 60 docker pull --quiet "$GRAFANA_IMAGE" >/dev/null 2>&1
+}
+
+# Grafana's admin password: GRAFANA_ADMIN_PASSWORD if set, else one generated once and kept in
+# ~/.config/cache-platform/grafana-admin-password (mode 600). Never admin/admin.
+grafana_password() {
+  if [[ -n "${GRAFANA_ADMIN_PASSWORD:-}" ]]; then
+    echo "$GRAFANA_ADMIN_PASSWORD"
+    return
+  fi
+  local file="${XDG_CONFIG_HOME:-$HOME/.config}/cache-platform/grafana-admin-password"
+  if [[ ! -s "$file" ]]; then
+    mkdir -p "$(dirname "$file")"
+    (umask 077 && head -c 18 /dev/urandom | base64 | tr -d '/+=' >"$file")
+    say "generated a Grafana admin password in $file"
+  fi
+  cat "$file"
+}
+
+up() {
+  ensure_engine_and_compose
+  for loader in "$@"; do
+    "$runfiles_dir/$loader" | sed 's/^/deploy: /' >&2
+  done
+  local services=()
+  if ! grafana_available; then
+    say "Grafana's image $GRAFANA_IMAGE is not here and cannot be pulled: starting the stack without Grafana"
+    mapfile -t services < <(compose config --services | grep -vx grafana)
+  fi
+  compose up --detach --wait --wait-timeout 180 --remove-orphans "${services[@]}"
+  cat <<URLS
+The stack is up:
+  http://${NGINX_BIND:-127.0.0.1}:${NGINX_PORT:-80}/go/time        Go service (in-process cache, 10 s)
+  http://${NGINX_BIND:-127.0.0.1}:${NGINX_PORT:-80}/python/time    Flask service (Nginx cache, 60 s)
+  http://127.0.0.1:9090                      Prometheus
+URLS
+  if [[ ${#services[@]} -eq 0 ]]; then
+    echo "  http://127.0.0.1:3000                      Grafana (user admin, password: see above or \$GRAFANA_ADMIN_PASSWORD)"
+  fi
+}
+
+command="${1:?usage: stack.sh up|down|logs|ps}"
+shift
+# compose.yaml refuses to run without it (never admin/admin), for every command.
+export GRAFANA_ADMIN_PASSWORD GRAFANA_IMAGE
+GRAFANA_ADMIN_PASSWORD="$(grafana_password)"
+case "$command" in
+up) up "$@" ;;
+down)
+  ensure_engine_and_compose
+  compose down --remove-orphans "$@"
+  ;;
+logs)
+  ensure_engine_and_compose
+  compose logs --tail 200 "$@"
+  ;;
+ps)
+  ensure_engine_and_compose
+  compose ps "$@"
+  ;;
+*) die "unknown command '$command' (up, down, logs, ps)" ;;
+esac
