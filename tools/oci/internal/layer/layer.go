@@ -1,17 +1,19 @@
 // Package layer writes deterministic, uncompressed layer tarballs: the filesystems of Debian
 // packages (dpkg-deb --fsys-tarfile output) merged with single files, directories and symlinks.
 //
-// Every entry is owned by uid/gid 0 unless stated, dated the Unix epoch, written in path order;
-// setuid/setgid bits are dropped (images must have no setuid files) and hard links become regular
-// files, so the order of entries can never leave a link pointing at a file not yet written.
+// Every entry is owned by uid/gid 0 unless stated, dated ModTime (the Unix epoch by default) and
+// written in path order, so the same inputs always give the same bytes. Setuid and setgid bits are
+// dropped (images must have no setuid files). Hard links are kept: in each group of paths sharing
+// one file, the first path in write order carries the data and the others link to it, so a link
+// never points at a file not yet written.
 package layer
 
 import (
 	"archive/tar"
 	"bufio"
+	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"path"
 	"sort"
@@ -22,12 +24,22 @@ import (
 
 // Builder collects entries; the last entry added for a path wins.
 type Builder struct {
+	// ModTime dates every entry; the zero value means the Unix epoch.
+	ModTime time.Time
+
 	entries  map[string]*entry
 	excludes []string
 }
 
+// entry is one path of the layer. A hard link shares its target's *file.
 type entry struct {
 	header tar.Header
+	file   *file // regular files and hard links; nil otherwise
+}
+
+// file is the content of a regular file (and of every hard link to it).
+type file struct {
+	header tar.Header // mode and owner of the file
 	data   []byte
 }
 
@@ -36,60 +48,117 @@ func New(excludes []string) *Builder {
 	return &Builder{entries: map[string]*entry{}, excludes: excludes}
 }
 
-// Excluded reports whether p (no leading slash) matches a pattern: "dir/**" matches dir and
-// everything below it; any other pattern is a path.Match glob.
+// Excluded reports whether p (a normalised path: no leading "./" or "/") or one of its parent
+// directories matches one of patterns. A pattern is a path.Match glob per path segment, where a
+// "**" segment matches any number of segments: "usr/share/doc/**" and "usr/share/doc" both drop
+// usr/share/doc and everything below it, "**/*.pyc" drops every .pyc file.
 func Excluded(p string, patterns []string) bool {
+	p = Clean(p)
+	if p == "" {
+		return false
+	}
+	segments := strings.Split(p, "/")
 	for _, pattern := range patterns {
-		if prefix, ok := strings.CutSuffix(pattern, "/**"); ok {
-			if p == prefix || strings.HasPrefix(p, prefix+"/") {
+		ps := strings.Split(Clean(pattern), "/")
+		for n := 1; n <= len(segments); n++ {
+			if match(ps, segments[:n]) {
 				return true
 			}
-			continue
-		}
-		if ok, _ := path.Match(pattern, p); ok {
-			return true
 		}
 	}
 	return false
 }
 
-func clean(name string) string {
+// match reports whether the pattern segments ps match the path segments ss entirely.
+func match(ps, ss []string) bool {
+	for len(ps) > 0 {
+		if ps[0] == "**" {
+			for skip := 0; skip <= len(ss); skip++ {
+				if match(ps[1:], ss[skip:]) {
+					return true
+				}
+			}
+			return false
+		}
+		if len(ss) == 0 {
+			return false
+		}
+		if ok, err := path.Match(ps[0], ss[0]); err != nil || !ok {
+			return false
+		}
+		ps, ss = ps[1:], ss[1:]
+	}
+	return len(ss) == 0
+}
+
+// ValidatePattern reports a malformed exclude pattern.
+func ValidatePattern(pattern string) error {
+	for _, s := range strings.Split(Clean(pattern), "/") {
+		if _, err := path.Match(s, ""); err != nil {
+			return fmt.Errorf("exclude pattern %q: %w", pattern, err)
+		}
+	}
+	return nil
+}
+
+// Clean normalises a path in a layer: "./usr/bin/x", "/usr/bin/x" and "usr/bin/x/" are all
+// "usr/bin/x"; the root is "".
+func Clean(name string) string {
 	return strings.Trim(path.Clean("/"+name), "/")
 }
 
-func (b *Builder) put(h tar.Header, data []byte) {
-	h.Name = clean(h.Name)
-	if h.Name == "" || Excluded(h.Name, b.excludes) {
+func (b *Builder) modTime() time.Time {
+	if b.ModTime.IsZero() {
+		return time.Unix(0, 0)
+	}
+	return b.ModTime
+}
+
+// normalise fixes h's name and drops everything of it that is not reproducible or not wanted.
+func normalise(h tar.Header) tar.Header {
+	h.Name = Clean(h.Name)
+	h.Mode &^= 0o6000 // setuid, setgid
+	h.ModTime, h.AccessTime, h.ChangeTime = time.Time{}, time.Time{}, time.Time{}
+	h.Uname, h.Gname, h.PAXRecords, h.Xattrs = "", "", nil, nil //nolint:staticcheck // clearing Xattrs
+	h.Format = tar.FormatUnknown
+	h.Size = 0
+	return h
+}
+
+// put stores e at its header's (normalised) name unless that is excluded.
+func (b *Builder) put(e *entry) {
+	e.header = normalise(e.header)
+	if e.file != nil {
+		e.file.header = normalise(e.file.header)
+	}
+	name := e.header.Name
+	if name == "" || Excluded(name, b.excludes) {
 		return
 	}
-	b.ensureParents(h.Name)
-	h.Mode &^= int64(fs.ModeSetuid|fs.ModeSetgid) | 0o6000
-	h.ModTime, h.AccessTime, h.ChangeTime = time.Unix(0, 0), time.Time{}, time.Time{}
-	h.Uname, h.Gname, h.PAXRecords = "", "", nil
-	h.Format = tar.FormatPAX
-	h.Size = int64(len(data))
-	b.entries[h.Name] = &entry{header: h, data: data}
+	b.ensureParents(name)
+	b.entries[name] = e
 }
 
 func (b *Builder) ensureParents(name string) {
 	for dir := path.Dir(name); dir != "." && dir != "/"; dir = path.Dir(dir) {
 		if _, ok := b.entries[dir]; ok {
-			return
+			continue
 		}
-		b.entries[dir] = &entry{header: tar.Header{
-			Typeflag: tar.TypeDir, Name: dir, Mode: 0o755, ModTime: time.Unix(0, 0), Format: tar.FormatPAX,
-		}}
+		b.entries[dir] = &entry{header: tar.Header{Typeflag: tar.TypeDir, Name: dir, Mode: 0o755}}
 	}
 }
 
-// AddTar merges every entry of a tar stream, keeping modes, numeric owners and symlinks.
+// AddTar merges every entry of a tar stream in order, keeping modes, numeric owners, symlinks and
+// hard links.
 func (b *Builder) AddTar(r io.Reader) error {
 	tr := tar.NewReader(r)
-	var links []tar.Header
+	// Every regular file of this tar, excluded or not: the target of a hard link may be excluded
+	// while the link is not; the link then becomes the file.
+	files := map[string]*file{}
 	for {
 		h, err := tr.Next()
 		if err == io.EOF {
-			break
+			return nil
 		}
 		if err != nil {
 			return err
@@ -101,74 +170,77 @@ func (b *Builder) AddTar(r io.Reader) error {
 				return err
 			}
 			h.Typeflag = tar.TypeReg
-			b.put(*h, data)
-		case tar.TypeDir, tar.TypeSymlink:
-			b.put(*h, nil)
+			f := &file{header: *h, data: data}
+			files[Clean(h.Name)] = f
+			b.put(&entry{header: *h, file: f})
 		case tar.TypeLink:
-			links = append(links, *h)
+			f, ok := files[Clean(h.Linkname)]
+			if !ok {
+				return fmt.Errorf("%s: hard link to %s, which is not an earlier regular file of the same tar", h.Name, h.Linkname)
+			}
+			files[Clean(h.Name)] = f
+			b.put(&entry{header: tar.Header{Typeflag: tar.TypeLink, Name: h.Name}, file: f})
+		case tar.TypeDir, tar.TypeSymlink, tar.TypeChar, tar.TypeBlock, tar.TypeFifo:
+			b.put(&entry{header: *h})
+		case tar.TypeXGlobalHeader:
+			// pax global headers (e.g. git archive's commit id) describe no file.
 		default:
 			return fmt.Errorf("%s: unsupported tar entry type %q", h.Name, h.Typeflag)
 		}
 	}
-	for _, h := range links {
-		target, ok := b.entries[clean(h.Linkname)]
-		if !ok {
-			if Excluded(clean(h.Linkname), b.excludes) {
-				continue
-			}
-			return fmt.Errorf("%s: hard link to missing %s", h.Name, h.Linkname)
-		}
-		copied := target.header
-		copied.Name = h.Name
-		b.put(copied, target.data)
-	}
-	return nil
 }
 
-// AddFile adds the file at src as dst; mode 0 takes the source's (0755 if executable, else 0644).
-func (b *Builder) AddFile(dst, src string, mode int64) error {
+// AddFile adds the file at src as dst, owned by uid:gid; mode 0 takes the source's (0755 if
+// executable, else 0644).
+func (b *Builder) AddFile(dst, src string, mode int64, uid, gid int) error {
+	info, err := os.Stat(src)
+	if err != nil {
+		return err
+	}
+	if !info.Mode().IsRegular() {
+		return fmt.Errorf("%s: not a regular file", src)
+	}
 	data, err := os.ReadFile(src)
 	if err != nil {
 		return err
 	}
 	if mode == 0 {
-		info, err := os.Stat(src)
-		if err != nil {
-			return err
-		}
 		mode = 0o644
 		if info.Mode()&0o111 != 0 {
 			mode = 0o755
 		}
 	}
-	b.put(tar.Header{Typeflag: tar.TypeReg, Name: dst, Mode: mode}, data)
+	h := tar.Header{Typeflag: tar.TypeReg, Name: dst, Mode: mode, Uid: uid, Gid: gid}
+	b.put(&entry{header: h, file: &file{header: h, data: data}})
 	return nil
 }
 
 // AddDir adds an empty directory.
 func (b *Builder) AddDir(dst string, mode int64, uid, gid int) {
-	b.put(tar.Header{Typeflag: tar.TypeDir, Name: dst, Mode: mode, Uid: uid, Gid: gid}, nil)
+	b.put(&entry{header: tar.Header{Typeflag: tar.TypeDir, Name: dst, Mode: mode, Uid: uid, Gid: gid}})
 }
 
-// AddSymlink adds dst pointing at target.
+// AddSymlink adds dst pointing at target, owned by root.
 func (b *Builder) AddSymlink(dst, target string) {
-	b.put(tar.Header{Typeflag: tar.TypeSymlink, Name: dst, Linkname: target, Mode: 0o777}, nil)
+	b.put(&entry{header: tar.Header{Typeflag: tar.TypeSymlink, Name: dst, Linkname: target, Mode: 0o777}})
 }
 
-// AddManifest adds the files a manifest lists, one "DST<TAB>SRC" per line.
+// AddManifest adds the files a manifest lists, one "DST<TAB>SRC" per line, owned by root, with
+// mode 0755 if the source is executable, else 0644.
 func (b *Builder) AddManifest(r io.Reader) error {
 	scanner := bufio.NewScanner(r)
+	scanner.Buffer(make([]byte, 64*1024), 1024*1024)
 	for line := 1; scanner.Scan(); line++ {
-		text := scanner.Text()
+		text := strings.TrimSuffix(scanner.Text(), "\r")
 		if text == "" {
 			continue
 		}
 		dst, src, ok := strings.Cut(text, "\t")
-		if !ok {
+		if !ok || dst == "" || src == "" {
 			return fmt.Errorf("manifest line %d: want DST<TAB>SRC, got %q", line, text)
 		}
-		if err := b.AddFile(dst, src, 0); err != nil {
-			return err
+		if err := b.AddFile(dst, src, 0, 0, 0); err != nil {
+			return fmt.Errorf("manifest line %d: %w", line, err)
 		}
 	}
 	return scanner.Err()
@@ -181,24 +253,56 @@ func (b *Builder) Write(w io.Writer) error {
 		names = append(names, name)
 	}
 	sort.Strings(names)
+	written := map[*file]string{} // file -> the path that carries its data
 	tw := tar.NewWriter(w)
 	for _, name := range names {
 		e := b.entries[name]
 		h := e.header
+		var data []byte
+		if e.file != nil {
+			if first, ok := written[e.file]; ok {
+				h = e.file.header
+				h.Typeflag, h.Linkname = tar.TypeLink, first
+			} else {
+				h, data = e.file.header, e.file.data
+				h.Typeflag, h.Size = tar.TypeReg, int64(len(data))
+				written[e.file] = name
+			}
+			h.Name = name
+		}
 		if h.Typeflag == tar.TypeDir {
 			h.Name += "/"
 		}
+		h.ModTime = b.modTime()
 		if err := tw.WriteHeader(&h); err != nil {
-			return err
+			return fmt.Errorf("%s: %w", name, err)
 		}
-		if _, err := tw.Write(e.data); err != nil {
+		if _, err := tw.Write(data); err != nil {
 			return err
 		}
 	}
 	return tw.Close()
 }
 
-// ParseMode parses an octal mode like "0755".
+// ParseMode parses an octal mode like "0755" or "644".
 func ParseMode(s string) (int64, error) {
-	return strconv.ParseInt(s, 8, 64)
+	m, err := strconv.ParseInt(s, 8, 64)
+	if err != nil || m < 0 || m > 0o7777 {
+		return 0, fmt.Errorf("mode %q: want octal digits, at most 7777", s)
+	}
+	return m, nil
+}
+
+// ParseOwner parses "UID:GID" (numeric).
+func ParseOwner(s string) (uid, gid int, err error) {
+	u, g, ok := strings.Cut(s, ":")
+	if !ok {
+		return 0, 0, fmt.Errorf("owner %q: want UID:GID", s)
+	}
+	uid, errU := strconv.Atoi(u)
+	gid, errG := strconv.Atoi(g)
+	if err := errors.Join(errU, errG); err != nil || uid < 0 || gid < 0 {
+		return 0, 0, fmt.Errorf("owner %q: want numeric UID:GID", s)
+	}
+	return uid, gid, nil
 }
