@@ -7,6 +7,7 @@ every Grafana dashboard query against the live Prometheus; tears the stack down 
 
 import json
 import os
+import secrets
 import subprocess
 import sys
 import time
@@ -23,6 +24,8 @@ PROJECT = "cache-platform"
 LOADERS = sys.argv[1:]
 RUNFILES = Path.cwd()
 WORKSPACE = Path(os.path.realpath("deploy/compose.yaml")).parent.parent
+# compose.yaml refuses to start Grafana without one; stack.sh and compose below share it.
+os.environ.setdefault("GRAFANA_ADMIN_PASSWORD", secrets.token_urlsafe(18))
 
 
 class Response:
