@@ -3,6 +3,7 @@
 #   cold: no chroot and no Bazel cache (a new, empty tools/bazel cache directory), then
 #   warm: the same command again with nothing changed (the Bazel server is kept between runs).
 # The machine's Go module cache is left as it is: it belongs to the machine, not to this repo.
+# Stop any Docker engine first: the scratch chroot starts its own for the requires-docker tests.
 #   usage: tools/timing/bazel_test_timings.sh [bazel target pattern, default //...]
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
@@ -16,6 +17,4 @@ timed() { # timed LABEL COMMAND...: runs COMMAND, prints LABEL and its wall time
 }
 timed cold tools/bazel test "$pattern"
 timed warm tools/bazel test "$pattern"
-tools/bazel shutdown >/dev/null 2>&1
-# Safe: tools/bazel's bind mounts live in private mount namespaces, never on the host's side.
-rm -rf "$scratch"
+tools/offline/drop-cache >/dev/null
