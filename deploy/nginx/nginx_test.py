@@ -98,11 +98,12 @@ class NginxConfigTest(unittest.TestCase):
         syslog_port, cls.mtail_port = free_port(), free_port()
 
         text = Path(ARGS["NGINX_CONF"]).read_text()
+        # /tmp first: the paths substituted after it may themselves lie under /tmp.
         text = (
-            text.replace("/etc/nginx/mime.types", str(root / "etc/nginx/mime.types"))
+            text.replace("/tmp/", f"{TMP}/")
+            .replace("/etc/nginx/mime.types", str(root / "etc/nginx/mime.types"))
             .replace("/etc/nginx/conf.d/", f"{conf}/")
             .replace("/var/cache/nginx", str(TMP / "cache"))
-            .replace("/tmp/", f"{TMP}/")
             .replace("listen 8080", f"listen 127.0.0.1:{cls.port}")
         )
         (conf / "nginx.conf").write_text(text)

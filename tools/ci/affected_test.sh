@@ -14,6 +14,7 @@ fail() {
 
 # The source tree, through the runfiles symlink of //:MODULE.bazel (as tools/lint/buildifier.sh).
 workspace="$(dirname "$(readlink -f MODULE.bazel)")"
+runfiles="$PWD"
 affected="$(readlink -f tools/ci/affected)" # the version under test, maybe not yet committed
 tmp="${TEST_TMPDIR:?run me with bazel test}"
 export HOME="${HOME:-$tmp}" # Bazel and git want one; bazel test may leave it unset
@@ -26,26 +27,10 @@ git config user.email affected-test@localhost
 git config user.name affected_test
 base="$(git rev-parse HEAD)"
 
-# The nested Bazel: the workspace's offline module overrides (gitignored, so copied; absent when
-# Bazel comes from bazelisk), an output root of its own, and the outer repository cache so that
-# downloads are not repeated. Both files are ignored by git, so they are no change.
-[[ -f "$workspace/.bazelrc.offline" ]] && cp "$workspace/.bazelrc.offline" .bazelrc.offline
-outer_root="$(sed -nE 's/^startup --output_user_root=(.*)$/\1/p' .bazelrc.offline 2>/dev/null | tail -n 1)"
-repository_cache="${AFFECTED_TEST_REPOSITORY_CACHE:-${outer_root:+$outer_root/cache/repos/v1}}"
-{
-  echo "startup --output_user_root=$tmp/bazel-root"
-  echo "startup --max_idle_secs=120" # the server goes away even if the trap below cannot run
-  [[ -n "$repository_cache" ]] && echo "common --repository_cache=$repository_cache"
-  # go_deps repositories: the machine's Go module and build caches rather than fresh ones.
-  echo "common --repo_env=GO_REPOSITORY_USE_HOST_CACHE=1"
-  echo "common --repo_env=GOCACHE=$tmp/gocache"
-} >.bazelrc.user
-export BAZEL="${BAZEL:-bazel}"
-cleanup() {
-  (cd "$clone" && "$BAZEL" shutdown >/dev/null 2>&1) || true # our nested server only
-  chmod -R u+w "$tmp" 2>/dev/null || true # Go's module cache files are read-only
-}
-trap cleanup EXIT
+# The nested Bazel (tools/ci/nested_bazel.sh): its own output root, the outer repository cache.
+# shellcheck source=tools/ci/nested_bazel.sh
+source "$runfiles/tools/ci/nested_bazel.sh"
+nested_bazel_setup "$workspace" "$tmp"
 
 # --- helpers ------------------------------------------------------------------------------------
 out="$tmp/out"

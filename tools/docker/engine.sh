@@ -8,6 +8,8 @@ die() {
   exit 1
 }
 answers() { timeout 10 docker info >/dev/null 2>&1; }
+# Under `bazel test` PATH is minimal; dockerd lives in sbin.
+PATH="$PATH:/usr/sbin:/sbin"
 
 answers && exit 0
 command -v docker >/dev/null || die "no docker client on PATH: install Docker (Debian: apt-get install docker.io docker-cli)"
@@ -16,6 +18,8 @@ command -v docker >/dev/null || die "no docker client on PATH: install Docker (D
 command -v dockerd >/dev/null ||
   die "no Docker engine answers and dockerd is not installed: install Docker (Debian: apt-get install docker.io)"
 
+# A bound host socket whose engine has gone away would block our own.
+mountpoint -q /run/docker.sock 2>/dev/null && umount /run/docker.sock
 log=/var/log/cache-platform-dockerd.log
 echo "docker engine: none answered; starting dockerd (data in /var/lib/docker, log in $log)" >&2
 # setsid: the engine must outlive this script (and the bazel command that ran it).

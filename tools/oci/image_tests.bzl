@@ -29,6 +29,10 @@ def image_smoke_test(name, loader, repo_tag, port, **kwargs):
         main = Label("//tools/oci:smoke_test.py"),
         args = ["$(rootpath %s)" % loader, repo_tag, str(port)],
         data = [loader, Label("//tools/docker:engine.sh")],
-        tags = ["requires-docker"],
+        # Unsandboxed: an engine this test may start must outlive it, outside the sandbox.
+        tags = [
+            "no-sandbox",
+            "requires-docker",
+        ],
         **kwargs
     )
