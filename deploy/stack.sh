@@ -62,14 +62,15 @@ up() {
     mapfile -t services < <(compose config --services | grep -vx grafana)
   fi
   compose up --detach --wait --wait-timeout 180 --remove-orphans "${services[@]}"
+  local nginx="${NGINX_BIND:-127.0.0.1}:${NGINX_PORT:-80}"
   cat <<URLS
 The stack is up:
-  http://${NGINX_BIND:-127.0.0.1}:${NGINX_PORT:-80}/go/time        Go service (in-process cache, 10 s)
-  http://${NGINX_BIND:-127.0.0.1}:${NGINX_PORT:-80}/python/time    Flask service (Nginx cache, 60 s)
-  http://127.0.0.1:9090                      Prometheus
+  curl -i $nginx/go/time       Go service (in-process cache, 10 s)
+  curl -i $nginx/python/time   Flask service (Nginx cache, 60 s)
+  http://127.0.0.1:9090        Prometheus
 URLS
   if [[ ${#services[@]} -eq 0 ]]; then
-    echo "  http://127.0.0.1:3000                      Grafana (user admin, password: see above or \$GRAFANA_ADMIN_PASSWORD)"
+    echo "  http://127.0.0.1:3000        Grafana (user admin, password: see above or \$GRAFANA_ADMIN_PASSWORD)"
   fi
 }
 

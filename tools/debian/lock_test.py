@@ -182,16 +182,16 @@ class AptSources(unittest.TestCase):
             root = Path(tmp)
             (root / "sources.list.d").mkdir()
             (root / "sources.list").write_text(
-                "# comment\ndeb [signed-by=/k.gpg arch=amd64] http://one.test/debian sid main\n"
+                "# comment\ndeb [signed-by=/k.gpg arch=amd64] http://127.0.0.1/debian sid main\n"
             )
             (root / "sources.list.d" / "a.sources").write_text(
-                "Types: deb-src\nURIs: http://src.test/debian\n\n"
-                "Types: deb\nEnabled: no\nURIs: http://off.test/debian\n\n"
-                "Types: deb\n# note\nURIs: http://two.test/debian http://three.test/x\nSuites: a\n"
+                "Types: deb-src\nURIs: http://127.0.0.2/debian\n\n"
+                "Types: deb\nEnabled: no\nURIs: http://127.0.0.3/debian\n\n"
+                "Types: deb\n# note\nURIs: http://127.0.0.4/debian http://127.0.0.5/x\nSuites: a\n"
             )
             self.assertEqual(
                 lock.apt_source_uris(root),
-                ["http://two.test/debian", "http://three.test/x", "http://one.test/debian"],
+                ["http://127.0.0.4/debian", "http://127.0.0.5/x", "http://127.0.0.1/debian"],
             )
 
     def test_cleartext_body(self) -> None:
