@@ -3,7 +3,8 @@
 #   stack.sh up LOADER...    make sure an engine and Compose v2 answer, load the images, start, wait
 #   stack.sh down [--volumes] | logs [SERVICE...] | ps
 set -euo pipefail
-readonly PROJECT="cache-platform"
+# COMPOSE_PROJECT_NAME runs a second stack beside the first (the tests do, on ports of their own).
+readonly PROJECT="${COMPOSE_PROJECT_NAME:-cache-platform}"
 readonly GRAFANA_IMAGE="grafana/grafana-oss:12.2.1"
 
 die() {
@@ -67,10 +68,10 @@ up() {
 The stack is up:
   curl -i $nginx/go/time       Go service (in-process cache, 10 s)
   curl -i $nginx/python/time   Flask service (Nginx cache, 60 s)
-  http://127.0.0.1:9090        Prometheus
+  http://127.0.0.1:${PROMETHEUS_PORT:-9090}        Prometheus
 URLS
   if [[ ${#services[@]} -eq 0 ]]; then
-    echo "  http://127.0.0.1:3000        Grafana (user admin, password: see above or \$GRAFANA_ADMIN_PASSWORD)"
+    echo "  http://127.0.0.1:${GRAFANA_PORT:-3000}        Grafana (user admin, password: see above or \$GRAFANA_ADMIN_PASSWORD)"
   fi
 }
 

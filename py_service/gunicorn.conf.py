@@ -8,12 +8,15 @@ Environment (besides the app's own, see py_service/app/config.py):
   PROMETHEUS_MULTIPROC_DIR  where workers keep metric values, emptied at startup;
                             when unset, a temporary directory removed at exit
 
-SIGTERM is a graceful shutdown: gunicorn stops accepting, lets in-flight
-requests finish for up to graceful_timeout seconds, then exits 0.
+SIGTERM is a graceful shutdown: each worker stops listening at once (see
+post_worker_init), lets in-flight requests finish for up to graceful_timeout
+seconds, then exits 0.
 """
 
 import os
+import select
 import shutil
+import signal
 import sys
 import tempfile
 from pathlib import Path
@@ -129,3 +132,39 @@ def child_exit(server: Any, worker: Any) -> None:
 def on_exit(server: Any) -> None:
     if _multiproc_dir == _default_multiproc_dir:
         shutil.rmtree(_multiproc_dir, ignore_errors=True)
+
+
+def post_worker_init(worker: Any) -> None:
+    # On SIGTERM a gthread worker stops accepting but keeps its listening socket
+    # open until its in-flight requests are done (gunicorn 27): connections the
+    # kernel queues meanwhile are never accepted, and reset when it closes. Stop
+    # listening at once instead, as Nginx and Go's http.Server do: a client is
+    # refused (and may retry elsewhere), never reset after sending a request.
+    listening = list(worker.sockets)
+
+    def stop_listening() -> None:
+        worker.set_accept_enabled(False)
+        while listening:
+            listener = listening.pop()
+            # The socket is shared with the other workers, and whichever closes
+            # it last resets what is queued on it. Shrink the queue to one (more
+            # connection attempts are not answered and retried by the client, by
+            # then refused), then take what is queued, then close: what is reset
+            # is at most what arrives between the last accept and the close.
+            listener.sock.listen(0)
+            for _ in range(worker.cfg.backlog):
+                if not select.select([listener], [], [], 0)[0]:
+                    break
+                worker.accept(listener)
+            listener.close()
+
+    begin_graceful_exit = worker.handle_exit
+
+    def handle_exit(sig: int, frame: Any) -> None:
+        begin_graceful_exit(sig, frame)
+        # On the worker's event loop, between two events: never mid-accept.
+        worker.method_queue.defer(stop_listening)
+
+    signal.signal(signal.SIGTERM, handle_exit)
+    if not worker.alive:  # SIGTERM arrived while this worker was loading the app
+        stop_listening()

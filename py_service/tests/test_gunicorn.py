@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -109,6 +111,28 @@ def test_serves_sums_metrics_and_stops_cleanly_on_sigterm(server: Server) -> Non
     assert all(entry["status"] == "200" and entry["duration_s"] >= 0 for entry in time_requests)
     error_log = [json.loads(line) for line in server.stderr.read_text().splitlines()]
     assert any("Booting worker" in entry["message"] for entry in error_log)
+
+
+def test_sigterm_under_load_loses_no_request(server: Server) -> None:
+    # tools/bench's load generator: 32 keep-alive connections, in a loop, until stopped.
+    url = server.base_url + "/time"
+    load = subprocess.Popen(
+        [os.environ["LOADGEN"], "-connections=32", "-duration=30s", "-timeout=5s", url],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        time.sleep(2)
+        assert server.stop() == 0, server.stderr.read_text()
+        time.sleep(0.5)  # clients keep trying: each must now be refused, not reset
+    finally:
+        load.send_signal(signal.SIGINT)
+        report = json.loads(load.communicate(timeout=30)[0])
+
+    assert report["status"].get("200", 0) > 100, report
+    # Every request was answered in full or never connected: none was cut off.
+    assert report["failed"] == 0, report["errors"]
+    assert report["not_connected"] > 0, "the load never saw the server stop listening"
 
 
 def test_invalid_configuration_exits_with_one_line(tmp_path: Path) -> None:

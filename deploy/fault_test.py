@@ -1,0 +1,294 @@
+"""How the stack fails, in a real Docker engine: the apps and Redis stopped, a 60 s load, SIGTERM
+under load, and a scan of random paths. Brings the stack up with the `redis` profile and a short
+Python TTL (STACK.py_cache_ttl=5, so an entry goes stale in seconds), tears it down at the end.
+
+Bad input (oversized headers and URIs, unknown methods, traversal, encoded slashes, HTTP/1.0
+without Host, slow clients) is deploy/nginx/nginx_test.py's, against the same nginx.conf.
+"""
+
+import http.client
+import json
+import random
+import signal
+import string
+import subprocess
+import sys
+import threading
+import time
+import unittest
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from deploy.stack_harness import Stack, get, metric_samples, wait_for
+
+LOADGEN = sys.argv[1]
+LOADERS = sys.argv[2:]
+# A project, ports and subnet of its own: runs beside e2e_test and the user's own stack. The
+# Python TTL is short so that an entry goes stale in seconds.
+STACK = Stack(
+    project="cache-platform-fault",
+    nginx_port=28080,
+    prometheus_port=29090,
+    redis_variant_port=28001,
+    grafana_port=23000,
+    net=49,
+    profiles="redis",
+    py_cache_ttl=5,
+)
+NGINX = STACK.nginx
+SERVICES = ("go-service", "py-service", "redis", "py-service-redis", "mtail", "nginx", "prometheus")
+MIXED = [
+    f"{NGINX}/go/",
+    f"{NGINX}/go/static-text",
+    f"{NGINX}/go/time",
+    f"{NGINX}/python/",
+    f"{NGINX}/python/static-text",
+    f"{NGINX}/python/time",
+]
+
+
+def loadgen(*urls: str, connections: int, seconds: float) -> dict[str, Any]:
+    result = subprocess.run(
+        [LOADGEN, f"-connections={connections}", f"-duration={seconds}s", "-timeout=10s", *urls],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=seconds + 60,
+    )
+    return json.loads(result.stdout)
+
+
+UNITS = {"B": 1, "KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30}
+
+
+def memory_usage() -> dict[str, int]:
+    """Each running container's memory use in bytes, by container name (`docker stats`)."""
+    out = subprocess.run(
+        ["docker", "stats", "--no-stream", "--format", "{{.Name}} {{.MemUsage}}"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    usage = {}
+    for line in out.splitlines():
+        name, used = line.split()[:2]  # "cache-platform-nginx-1 12.5MiB / 192MiB"
+        number = used.rstrip(string.ascii_letters)
+        usage[name] = int(float(number) * UNITS[used[len(number) :]])
+    return usage
+
+
+def random_path(rng: random.Random) -> str:
+    """A path no route knows: a letter, then up to 40 URL-safe characters."""
+    alphabet = string.ascii_letters + string.digits + "-_.~"
+    return "x" + "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 40)))
+
+
+class FaultTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls) -> None:
+        STACK.script("up", *LOADERS)
+
+    @classmethod
+    def tearDownClass(cls) -> None:
+        STACK.script("down", "--volumes")
+
+    def setUp(self) -> None:
+        # Each test starts from a healthy stack, whatever the one before it left.
+        for service in SERVICES:
+            wait_for(f"{service} healthy", lambda s=service: healthy(s), timeout=90)
+
+    def test_python_stopped_serves_stale_then_fresh(self) -> None:
+        # A response that is the stored entry itself (not a stale one being replaced meanwhile).
+        first = get(f"{NGINX}/python/time")
+        while first.headers.get("X-Cache-Status") not in ("MISS", "EXPIRED", "HIT"):
+            first = get(f"{NGINX}/python/time")
+        self.assertEqual(first.status, 200)
+        time.sleep(STACK.py_cache_ttl + 1)  # the entry is now expired, and kept
+        STACK.compose("stop", "py-service")
+        try:
+            for _ in range(5):
+                stale = get(f"{NGINX}/python/time")
+                self.assertEqual(stale.status, 200)
+                self.assertEqual(stale.body, first.body)
+                # STALE, or UPDATING while Nginx's background refresh is still trying the app.
+                self.assertIn(stale.headers.get("X-Cache-Status"), ("STALE", "UPDATING"))
+        finally:
+            STACK.compose("start", "py-service")
+        wait_for(
+            "a fresh /python/time after the app returns",
+            lambda: get(f"{NGINX}/python/time").body != first.body,
+            timeout=60,
+        )
+
+    def test_go_stopped_gives_a_short_502_then_recovers_without_nginx_restart(self) -> None:
+        nginx_started = STACK.container("nginx")["State"]["StartedAt"]
+        self.assertEqual(get(f"{NGINX}/go/time").status, 200)
+        STACK.compose("stop", "go-service")
+        try:
+            # The stopped app's address answers nothing: the first request waits out the connect
+            # timeout (2 s), then Nginx marks it down and answers the next ones at once.
+            for attempt in range(5):
+                started = time.monotonic()
+                down = get(f"{NGINX}/go/time")
+                self.assertEqual(down.status, 502)
+                self.assertEqual(down.body, "bad gateway: the go service is not answering\n")
+                self.assertTrue(down.headers["Content-Type"].startswith("text/plain"))
+                if attempt:
+                    self.assertLess(time.monotonic() - started, 0.5)
+        finally:
+            STACK.compose("start", "go-service")
+        wait_for("/go/time answering again", lambda: get(f"{NGINX}/go/time").status == 200, 60)
+        self.assertEqual(STACK.container("nginx")["State"]["StartedAt"], nginx_started)
+
+    def test_redis_stopped_serves_uncached_counts_errors_then_recovers(self) -> None:
+        def errors() -> float:
+            return metric_samples(f"{STACK.redis_variant}/metrics").get("redis_errors_total", 0.0)
+
+        get(f"{STACK.redis_variant}/time")
+        self.assertEqual(get(f"{STACK.redis_variant}/time").headers.get("X-Cache"), "HIT")
+        errors_before = errors()
+        STACK.compose("stop", "redis")
+        try:
+            for _ in range(3):
+                uncached = get(f"{STACK.redis_variant}/time")
+                self.assertEqual(uncached.status, 200)
+                self.assertEqual(uncached.headers.get("X-Cache"), "MISS")
+            self.assertGreaterEqual(errors() - errors_before, 3)
+        finally:
+            STACK.compose("start", "redis")
+        wait_for(
+            "a Redis HIT again",
+            lambda: get(f"{STACK.redis_variant}/time").headers.get("X-Cache") == "HIT",
+            timeout=60,
+        )
+
+    def test_60s_of_200_connections_over_mixed_endpoints(self) -> None:
+        services = ("go-service", "py-service", "nginx", "mtail", "prometheus")
+        limits = {s: STACK.container(s)["HostConfig"]["Memory"] for s in services}
+        restarts = {s: STACK.container(s)["RestartCount"] for s in services}
+        peaks: dict[str, int] = {}
+        done = threading.Event()
+
+        def sample_memory() -> None:
+            while not done.wait(2):  # ends with the load, which is bounded
+                for name, used in memory_usage().items():
+                    peaks[name] = max(peaks.get(name, 0), used)
+
+        sampler = threading.Thread(target=sample_memory)
+        sampler.start()
+        try:
+            report = loadgen(*MIXED, connections=200, seconds=60)
+        finally:
+            done.set()
+            sampler.join()
+        print(json.dumps(report), file=sys.stderr)
+
+        self.assertGreater(report["requests"], 1000)
+        self.assertEqual(report["failed"], 0, report)
+        self.assertEqual(report["not_connected"], 0, report)
+        self.assertFalse([code for code in report["status"] if code.startswith("5")], report)
+        for service in services:
+            state = STACK.container(service)
+            name = state["Name"].lstrip("/")
+            with self.subTest(service=service):
+                self.assertIn(name, peaks, "no memory sample")
+                self.assertLess(peaks[name], limits[service], f"{service} peaked at {peaks[name]}")
+                self.assertFalse(state["State"]["OOMKilled"])
+                self.assertEqual(state["RestartCount"], restarts[service])
+
+    def test_sigterm_under_load_loses_no_request(self) -> None:
+        # Straight to each app (no Nginx in between to retry or to answer 502 for it).
+        # `compose stop` sends SIGTERM and returns once the container exited; the load ends then
+        # too, since requests to an address that no longer exists say nothing about the app.
+        for service, url in (
+            ("go-service", f"{STACK.go_direct}/time"),
+            ("py-service", f"{STACK.py_direct}/time"),
+        ):
+            with self.subTest(service=service):
+                load = subprocess.Popen(
+                    [LOADGEN, "-connections=50", "-duration=60s", "-timeout=10s", url],
+                    stdout=subprocess.PIPE,
+                    text=True,
+                )
+                try:
+                    time.sleep(3)
+                    STACK.compose("stop", service)  # SIGTERM; returns once the container exited
+                finally:
+                    load.send_signal(signal.SIGINT)
+                    report = json.loads(load.communicate(timeout=30)[0])
+                    STACK.compose("start", service)
+                print(service, json.dumps(report), file=sys.stderr)
+                # Each request answered in full, or never connected once the app stopped listening.
+                self.assertEqual(report["failed"], 0, report)
+                self.assertGreater(report["status"].get("200", 0), 100, report)
+                self.assertEqual(STACK.container(service)["State"]["ExitCode"], 0)
+                wait_for(f"{service} healthy again", lambda s=service: healthy(s), timeout=60)
+
+    def test_sigterm_of_python_behind_nginx_is_not_seen_by_clients(self) -> None:
+        # As deployed: Nginx in front, serving its copy while the app goes away and comes back.
+        load = subprocess.Popen(
+            [LOADGEN, "-connections=50", "-duration=60s", "-timeout=10s", f"{NGINX}/python/time"],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            time.sleep(2)
+            STACK.compose("stop", "py-service")
+            time.sleep(2)
+            STACK.compose("start", "py-service")
+            wait_for("py-service healthy again", lambda: healthy("py-service"), timeout=60)
+        finally:
+            load.send_signal(signal.SIGINT)
+            report = json.loads(load.communicate(timeout=30)[0])
+        print(json.dumps(report), file=sys.stderr)
+        self.assertEqual(set(report["status"]), {"200"}, report)
+        self.assertEqual(report["failed"] + report["not_connected"], 0, report)
+
+    def test_random_paths_grow_no_series_and_no_cache(self) -> None:
+        rng = random.Random(20261129)
+        metrics = {"go": f"{NGINX}/go/metrics", "python": f"{NGINX}/python/metrics"}
+
+        def scan(count: int) -> list[tuple[str, int]]:
+            """GET count random paths under each service on 8 connections: (path, status)s."""
+            paths = [f"/{service}/{random_path(rng)}" for service in metrics for _ in range(count)]
+
+            def fetch(chunk: list[str]) -> list[tuple[str, int]]:
+                connection = http.client.HTTPConnection("127.0.0.1", STACK.nginx_port, timeout=10)
+                try:
+                    answered = []
+                    for path in chunk:
+                        connection.request("GET", path)
+                        response = connection.getresponse()
+                        response.read()
+                        answered.append((path, response.status))
+                    return answered
+                finally:
+                    connection.close()
+
+            with ThreadPoolExecutor(8) as pool:
+                chunks = pool.map(fetch, [paths[i::8] for i in range(8)])
+                return [answer for chunk in chunks for answer in chunk]
+
+        scan(20)  # the first 404s create their series; from here on nothing may
+        before = {service: set(metric_samples(url)) for service, url in metrics.items()}
+        go_entries = metric_samples(metrics["go"])["cache_entries"]
+
+        answers = scan(5000)
+        self.assertEqual(len(answers), 10_000)
+        self.assertEqual({status for _, status in answers if not 400 <= status < 500}, set())
+        for service, url in metrics.items():
+            with self.subTest(service=service):
+                self.assertEqual(set(metric_samples(url)) - before[service], set())
+        self.assertLessEqual(metric_samples(metrics["go"])["cache_entries"], go_entries)
+        # Nginx stored none of them: asked again, each is still a 404 that skipped the cache.
+        for path in [p for p, _ in answers if p.startswith("/python/")][:50]:
+            again = get(NGINX + path)
+            self.assertEqual((again.status, again.headers.get("X-Cache-Status")), (404, "BYPASS"))
+
+
+def healthy(service: str) -> bool:
+    return STACK.container(service)["State"].get("Health", {}).get("Status") == "healthy"
+
+
+if __name__ == "__main__":
+    unittest.main(argv=[sys.argv[0], "-v"])

@@ -1,0 +1,142 @@
+"""What the stack tests share: a stack of their own (a Compose project with its own ports and
+subnet, so tests run side by side and never touch the user's stack), its life cycle, HTTP without
+exceptions for 4xx/5xx, bounded waits, Prometheus queries and container facts from the engine."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import subprocess
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+RUNFILES = Path.cwd()
+WORKSPACE = Path(os.path.realpath("deploy/compose.yaml")).parent.parent
+
+
+@dataclass(frozen=True)
+class Response:
+    status: int
+    headers: dict[str, str]
+    body: str
+
+
+def get(url: str, timeout: float = 5) -> Response:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as r:
+            return Response(r.status, dict(r.headers), r.read().decode())
+    except urllib.error.HTTPError as e:
+        return Response(e.code, dict(e.headers), e.read().decode())
+
+
+@dataclass(frozen=True)
+class Stack:
+    """One test's stack: `net` is the third octet of its 10.213.<net>.0/24 subnet."""
+
+    project: str
+    nginx_port: int
+    prometheus_port: int
+    redis_variant_port: int
+    grafana_port: int
+    net: int
+    profiles: str = ""
+    py_cache_ttl: int = 60
+
+    @property
+    def nginx(self) -> str:
+        return f"http://127.0.0.1:{self.nginx_port}"
+
+    @property
+    def prometheus(self) -> str:
+        return f"http://127.0.0.1:{self.prometheus_port}"
+
+    @property
+    def redis_variant(self) -> str:
+        return f"http://127.0.0.1:{self.redis_variant_port}"
+
+    @property
+    def go_direct(self) -> str:
+        return f"http://10.213.{self.net}.10:8080"
+
+    @property
+    def py_direct(self) -> str:
+        return f"http://10.213.{self.net}.11:8000"
+
+    def env(self) -> dict[str, str]:
+        return dict(
+            os.environ,
+            COMPOSE_PROJECT_NAME=self.project,
+            COMPOSE_PROFILES=self.profiles,
+            NGINX_PORT=str(self.nginx_port),
+            PROMETHEUS_PORT=str(self.prometheus_port),
+            REDIS_VARIANT_PORT=str(self.redis_variant_port),
+            GRAFANA_PORT=str(self.grafana_port),
+            STACK_SUBNET=f"10.213.{self.net}.0/24",
+            GO_SERVICE_IP=f"10.213.{self.net}.10",
+            PY_SERVICE_IP=f"10.213.{self.net}.11",
+            MTAIL_IP=f"10.213.{self.net}.12",
+            PY_CACHE_TTL=str(self.py_cache_ttl),
+            # compose.yaml refuses to start Grafana without one.
+            GRAFANA_ADMIN_PASSWORD=os.environ.get(
+                "GRAFANA_ADMIN_PASSWORD", secrets.token_urlsafe(18)
+            ),
+        )
+
+    def script(self, *args: str) -> None:
+        """deploy/stack.sh, as `bazel run //deploy:up` and `:down` run it."""
+        subprocess.run([str(RUNFILES / "deploy/stack.sh"), *args], check=True, env=self.env())
+
+    def compose(self, *args: str) -> str:
+        result = subprocess.run(
+            ["docker", "compose", "-f", str(WORKSPACE / "deploy/compose.yaml"), *args],
+            check=True,
+            capture_output=True,
+            text=True,
+            env=self.env(),
+        )
+        return result.stdout
+
+    def container(self, service: str) -> dict:
+        """`docker inspect` of a service's container."""
+        container_id = self.compose("ps", "--all", "--quiet", service).strip()
+        assert container_id, f"no container for {service}"
+        out = subprocess.run(
+            ["docker", "inspect", container_id], check=True, capture_output=True, text=True
+        ).stdout
+        return json.loads(out)[0]
+
+    def prometheus_query(self, expr: str) -> list[dict]:
+        url = f"{self.prometheus}/api/v1/query?" + urllib.parse.urlencode({"query": expr})
+        payload = json.loads(get(url).body)
+        assert payload["status"] == "success", payload
+        return payload["data"]["result"]
+
+
+def wait_for(what: str, check: Callable[[], bool], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if check():
+                return
+        except (OSError, urllib.error.URLError):
+            pass
+        time.sleep(0.5)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def metric_samples(url: str) -> dict[str, float]:
+    """A Prometheus text exposition as {series: value}: one entry per series."""
+    response = get(url)
+    assert response.status == 200, f"{url}: {response.status} {response.body[:200]}"
+    samples = {}
+    for line in response.body.splitlines():
+        if line and not line.startswith("#"):
+            series, _, value = line.rpartition(" ")
+            samples[series] = float(value)
+    return samples

@@ -1,0 +1,54 @@
+// Command loadgen sends a bounded closed-loop HTTP load and prints what it measured as JSON:
+//
+//	loadgen -connections 50 -duration 10s http://127.0.0.1/go/time [more URLs, taken in turn]
+//
+// Used by the benchmark (tools/bench) and the fault tests (deploy/). Exits 2 on bad flags,
+// 1 if the run could not be made; a run with failed requests still exits 0: callers judge.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"cacheplatform/tools/bench/internal/load"
+)
+
+func main() {
+	config := load.Config{}
+	flag.IntVar(&config.Connections, "connections", 50, "concurrent keep-alive connections, one request at a time each")
+	flag.DurationVar(&config.Duration, "duration", 10*time.Second, "how long to send (at most "+load.MaxDuration.String()+")")
+	flag.Uint64Var(&config.MaxRequests, "max-requests", 10_000_000, "stop once this many requests were sent")
+	flag.DurationVar(&config.Timeout, "timeout", 10*time.Second, "per-request timeout")
+	flag.Usage = func() {
+		fmt.Fprintf(flag.CommandLine.Output(), "usage: loadgen [flags] URL...\n")
+		flag.PrintDefaults()
+	}
+	flag.Parse()
+	config.Targets = flag.Args()
+	if err := config.Validate(); err != nil {
+		fmt.Fprintf(os.Stderr, "loadgen: %v\n", err)
+		flag.Usage()
+		os.Exit(2)
+	}
+
+	// Ctrl-C ends the run early; the report covers what was sent.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	report, err := load.Run(ctx, config)
+	if err != nil && ctx.Err() == nil {
+		fmt.Fprintf(os.Stderr, "loadgen: %v\n", err)
+		os.Exit(1)
+	}
+	encoder := json.NewEncoder(os.Stdout)
+	encoder.SetIndent("", "  ")
+	if err := encoder.Encode(report); err != nil {
+		fmt.Fprintf(os.Stderr, "loadgen: %v\n", err)
+		os.Exit(1)
+	}
+}

@@ -1,0 +1,173 @@
+// Package load runs a closed-loop HTTP load (vegeta's attacker with a fixed number of workers,
+// each on its own keep-alive connection) and summarises it for the benchmark and the fault tests.
+package load
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	vegeta "github.com/tsenart/vegeta/v12/lib"
+)
+
+// Bounds on a run: every load loop here is bounded in time and in count.
+const (
+	MaxDuration    = 10 * time.Minute
+	MaxConnections = 2000
+	ConnectTimeout = 2 * time.Second
+	// Distinct error messages kept; the rest are counted under otherErrors.
+	maxErrorKinds = 20
+	otherErrors   = "(other errors)"
+)
+
+// Config is one run: every worker sends GETs to the targets in turn, one at a time.
+type Config struct {
+	Targets     []string
+	Connections int
+	Duration    time.Duration
+	// MaxRequests stops the run early once this many requests were sent.
+	MaxRequests uint64
+	Timeout     time.Duration
+}
+
+// Validate reports the first thing wrong with c, in words a user can act on.
+func (c Config) Validate() error {
+	switch {
+	case len(c.Targets) == 0:
+		return errors.New("no target URL")
+	case c.Connections < 1 || c.Connections > MaxConnections:
+		return fmt.Errorf("connections must be within 1..%d, got %d", MaxConnections, c.Connections)
+	case c.Duration <= 0 || c.Duration > MaxDuration:
+		return fmt.Errorf("duration must be within (0, %s], got %s", MaxDuration, c.Duration)
+	case c.MaxRequests == 0:
+		return errors.New("max requests must be at least 1")
+	case c.Timeout <= 0:
+		return fmt.Errorf("timeout must be positive, got %s", c.Timeout)
+	}
+	for _, target := range c.Targets {
+		if !strings.HasPrefix(target, "http://") {
+			return fmt.Errorf("target %q: only http:// URLs are supported", target)
+		}
+	}
+	return nil
+}
+
+// Report is what a run measured. Latencies are in milliseconds.
+type Report struct {
+	Targets     []string       `json:"targets"`
+	Connections int            `json:"connections"`
+	Seconds     float64        `json:"seconds"`
+	Requests    uint64         `json:"requests"`
+	RPS         float64        `json:"rps"`
+	P50Ms       float64        `json:"p50_ms"`
+	P90Ms       float64        `json:"p90_ms"`
+	P99Ms       float64        `json:"p99_ms"`
+	MaxMs       float64        `json:"max_ms"`
+	Status      map[string]int `json:"status"`
+	// Errors counts transport errors (no HTTP status) by message.
+	Errors map[string]int `json:"errors"`
+	// NotConnected counts requests that never had a connection (refused, unreachable, dial
+	// timeout): never sent, so never in flight.
+	NotConnected uint64 `json:"not_connected"`
+	// Failed counts every other request without a 2xx/3xx answer: 4xx, 5xx, resets, timeouts.
+	Failed uint64 `json:"failed"`
+}
+
+// Run sends the load until the duration or the request count is reached, or ctx ends.
+func Run(ctx context.Context, c Config) (Report, error) {
+	if err := c.Validate(); err != nil {
+		return Report{}, err
+	}
+	targets := make([]vegeta.Target, len(c.Targets))
+	for i, url := range c.Targets {
+		targets[i] = vegeta.Target{Method: http.MethodGet, URL: url}
+	}
+	workers := uint64(c.Connections)
+	attacker := vegeta.NewAttacker(
+		vegeta.Client(newClient(c)),
+		vegeta.Workers(workers),
+		vegeta.MaxWorkers(workers),
+		// Bodies are read to the end (the connection stays reusable) but not kept.
+		vegeta.MaxBody(0),
+	)
+	stop := context.AfterFunc(ctx, func() { attacker.Stop() })
+	defer stop()
+
+	// Freq 0: no pacing, each worker sends its next request as soon as the last one answered.
+	var metrics vegeta.Metrics
+	report := Report{Targets: c.Targets, Connections: c.Connections, Errors: map[string]int{}}
+	started := time.Now()
+	for result := range attacker.Attack(vegeta.NewStaticTargeter(targets...), vegeta.Rate{}, c.Duration, "load") {
+		metrics.Add(result)
+		report.count(result)
+		if metrics.Requests >= c.MaxRequests {
+			attacker.Stop()
+		}
+	}
+	metrics.Close()
+	report.Seconds = time.Since(started).Seconds()
+	report.Requests = metrics.Requests
+	if report.Seconds > 0 {
+		report.RPS = float64(report.Requests) / report.Seconds
+	}
+	report.P50Ms = milliseconds(metrics.Latencies.P50)
+	report.P90Ms = milliseconds(metrics.Latencies.P90)
+	report.P99Ms = milliseconds(metrics.Latencies.P99)
+	report.MaxMs = milliseconds(metrics.Latencies.Max)
+	report.Status = metrics.StatusCodes
+	return report, ctx.Err()
+}
+
+// newClient: one keep-alive connection per worker, HTTP/1.1, no redirects followed, and never a
+// proxy from the environment (targets are loopback or containers the caller runs). A connect
+// timeout of its own makes a dial that never completes (an address that went away) count as
+// not connected rather than as a request lost.
+func newClient(c Config) *http.Client {
+	dialer := &net.Dialer{Timeout: ConnectTimeout, KeepAlive: 30 * time.Second}
+	return &http.Client{
+		Timeout: c.Timeout,
+		CheckRedirect: func(*http.Request, []*http.Request) error {
+			return http.ErrUseLastResponse
+		},
+		Transport: &http.Transport{
+			DialContext:         dialer.DialContext,
+			MaxIdleConnsPerHost: c.Connections,
+			MaxConnsPerHost:     c.Connections,
+			DisableCompression:  true,
+		},
+	}
+}
+
+// localAddress matches the client side of a connection in an error message ("127.0.0.1:41234->"),
+// which would make every occurrence of one error a message of its own.
+var localAddress = regexp.MustCompile(`[0-9a-fA-F.:\[\]]+:\d+->`)
+
+func (r *Report) count(result *vegeta.Result) {
+	switch {
+	case result.Code >= 200 && result.Code < 400:
+		return
+	case result.Code == 0 && strings.Contains(result.Error, "dial tcp"):
+		r.NotConnected++
+	default:
+		r.Failed++
+	}
+	if result.Code != 0 {
+		return // counted by status
+	}
+	message := localAddress.ReplaceAllString(result.Error, "")
+	if _, known := r.Errors[message]; !known && len(r.Errors) >= maxErrorKinds {
+		message = otherErrors
+	}
+	r.Errors[message]++
+}
+
+func milliseconds(d time.Duration) float64 {
+	ms, _ := strconv.ParseFloat(strconv.FormatFloat(float64(d)/float64(time.Millisecond), 'f', 3, 64), 64)
+	return ms
+}

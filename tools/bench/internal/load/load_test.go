@@ -1,0 +1,147 @@
+package load
+
+import (
+	"context"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+func TestValidate(t *testing.T) {
+	valid := Config{Targets: []string{"http://127.0.0.1/"}, Connections: 1, Duration: time.Second, MaxRequests: 1, Timeout: time.Second}
+	tests := []struct {
+		name   string
+		change func(*Config)
+		want   string
+	}{
+		{"valid", func(*Config) {}, ""},
+		{"no target", func(c *Config) { c.Targets = nil }, "no target"},
+		{"https", func(c *Config) { c.Targets = []string{"https://127.0.0.1/"} }, "only http://"},
+		{"zero connections", func(c *Config) { c.Connections = 0 }, "connections"},
+		{"too many connections", func(c *Config) { c.Connections = MaxConnections + 1 }, "connections"},
+		{"no duration", func(c *Config) { c.Duration = 0 }, "duration"},
+		{"unbounded duration", func(c *Config) { c.Duration = MaxDuration + time.Second }, "duration"},
+		{"no requests", func(c *Config) { c.MaxRequests = 0 }, "max requests"},
+		{"no timeout", func(c *Config) { c.Timeout = 0 }, "timeout"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := valid
+			tt.change(&c)
+			err := c.Validate()
+			if tt.want == "" {
+				if err != nil {
+					t.Fatalf("Validate() = %v, want nil", err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("Validate() = %v, want an error about %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestRunCountsStatusesAndStopsAtMaxRequests(t *testing.T) {
+	var served atomic.Int64
+	server := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		served.Add(1)
+		if r.URL.Path == "/fail" {
+			http.Error(w, "boom", http.StatusInternalServerError)
+			return
+		}
+		_, _ = w.Write([]byte("ok\n"))
+	}))
+	defer server.Close()
+
+	report, err := Run(context.Background(), Config{
+		Targets:     []string{server.URL + "/ok", server.URL + "/fail"},
+		Connections: 4,
+		Duration:    30 * time.Second,
+		MaxRequests: 200,
+		Timeout:     time.Second,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if report.Seconds > 10 {
+		t.Errorf("run took %.1f s: the request bound did not stop it", report.Seconds)
+	}
+	// Requests already handed to workers when the bound is reached still go out: a few per worker.
+	if report.Requests < 200 || report.Requests > 200+2*4 {
+		t.Errorf("Requests = %d, want 200..208", report.Requests)
+	}
+	if got := report.Status["200"] + report.Status["500"]; uint64(got) != report.Requests {
+		t.Errorf("statuses %v do not add up to %d requests", report.Status, report.Requests)
+	}
+	if report.Status["500"] < 90 || uint64(report.Status["500"]) != report.Failed {
+		t.Errorf("Status[500] = %d, Failed = %d: want about half, and equal", report.Status["500"], report.Failed)
+	}
+	if report.NotConnected != 0 || len(report.Errors) != 0 {
+		t.Errorf("NotConnected = %d, Errors = %v, want none", report.NotConnected, report.Errors)
+	}
+	if report.P50Ms <= 0 || report.P99Ms < report.P50Ms || report.MaxMs < report.P99Ms {
+		t.Errorf("latencies p50 %.3f p99 %.3f max %.3f are not ordered", report.P50Ms, report.P99Ms, report.MaxMs)
+	}
+	if report.RPS <= 0 {
+		t.Errorf("RPS = %f", report.RPS)
+	}
+}
+
+func TestRunSeparatesNotConnectedFromFailed(t *testing.T) {
+	// A port nothing listens on: every request is refused, none was ever in flight.
+	listener, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closedURL := "http://" + listener.Addr().String() + "/"
+	listener.Close()
+	// A server that accepts and hangs up without answering: the request was in flight and lost.
+	hangUp := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		conn, _, err := w.(http.Hijacker).Hijack()
+		if err == nil {
+			conn.Close()
+		}
+	}))
+	defer hangUp.Close()
+
+	report, err := Run(context.Background(), Config{
+		Targets:     []string{closedURL, hangUp.URL},
+		Connections: 1,
+		Duration:    30 * time.Second,
+		MaxRequests: 20,
+		Timeout:     time.Second,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The targets alternate; the worker may send one more after the bound.
+	if report.NotConnected < 10 || report.Failed < 10 || report.NotConnected+report.Failed != report.Requests {
+		t.Errorf("NotConnected = %d, Failed = %d of %d, want at least 10 each and nothing else (errors: %v)",
+			report.NotConnected, report.Failed, report.Requests, report.Errors)
+	}
+	// One message per kind of error, not one per client port.
+	if len(report.Errors) != 2 {
+		t.Errorf("Errors = %v, want the refusal and the hang-up, once each", report.Errors)
+	}
+}
+
+func TestRunEndsWithContext(t *testing.T) {
+	server := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	defer server.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	report, err := Run(ctx, Config{
+		Targets: []string{server.URL}, Connections: 2, Duration: time.Minute, MaxRequests: 1 << 40, Timeout: time.Second,
+	})
+	if err == nil {
+		t.Fatal("Run returned no error after its context ended")
+	}
+	if report.Seconds > 5 || report.Requests == 0 {
+		t.Errorf("Seconds = %.1f, Requests = %d: want a short run that sent something", report.Seconds, report.Requests)
+	}
+}
