@@ -84,7 +84,8 @@ case "$command" in
 up) up "$@" ;;
 down)
   ensure_engine_and_compose
-  compose down --remove-orphans "$@"
+  # Every profile's services too (redis, bench): they share the project's network.
+  compose --profile '*' down --remove-orphans "$@"
   ;;
 logs)
   ensure_engine_and_compose
