@@ -54,9 +54,14 @@ grafana_password() {
 
 up() {
   ensure_engine_and_compose
-  for loader in "$@"; do
-    "$runfiles_dir/$loader" | sed 's/^/deploy: /' >&2
-  done
+  # One `docker load` at a time on this machine: two stacks coming up together (the tests) would
+  # load the same layers at once, which the engine can fail with "unexpected EOF".
+  (
+    flock --wait 300 9 || die "another stack has been loading images for 5 minutes"
+    for loader in "$@"; do
+      "$runfiles_dir/$loader" | sed 's/^/deploy: /' >&2
+    done
+  ) 9>/tmp/cache-platform-image-load.lock
   local services=()
   if ! grafana_available; then
     say "Grafana's image $GRAFANA_IMAGE is not here and cannot be pulled: starting the stack without Grafana"
