@@ -14,7 +14,8 @@ nested_bazel_setup() {
     [[ -n "$repository_cache" ]] && echo "common --repository_cache=$repository_cache"
     # go_deps repositories: the machine's Go module cache rather than a fresh one.
     echo "common --repo_env=GO_REPOSITORY_USE_HOST_CACHE=1"
-    echo "common --repo_env=GOCACHE=$tmp/gocache"
+    # The outer build's Go build cache when it has one (the offline path), else one of our own.
+    grep -q '^common --repo_env=GOCACHE=' .bazelrc.offline 2>/dev/null || echo "common --repo_env=GOCACHE=$tmp/gocache"
   } >.bazelrc.user
   export BAZEL="${BAZEL:-bazel}"
   NESTED_BAZEL_CLONE="$PWD" NESTED_BAZEL_TMP="$tmp"

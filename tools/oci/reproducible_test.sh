@@ -20,7 +20,7 @@ cd "$clone"
 source "$runfiles/tools/ci/nested_bazel.sh"
 nested_bazel_setup "$workspace" "$tmp"
 
-"$BAZEL" build //go_service:image >"$tmp/build.log" 2>&1 || { tail -n 40 "$tmp/build.log"; exit 1; }
+"$BAZEL" build --profile="${TEST_UNDECLARED_OUTPUTS_DIR:-$tmp}/nested_build_profile.gz" //go_service:image >"$tmp/build.log" 2>&1 || { tail -n 40 "$tmp/build.log"; exit 1; }
 outer="$("$ocitool" digest --image "$outer_image")"
 nested="$("$ocitool" digest --image "$(readlink -f bazel-bin/go_service/image)")"
 echo "this build:        $outer"
