@@ -13,7 +13,7 @@ import sys
 import time
 import unittest
 
-from deploy.stack_harness import RUNFILES, WORKSPACE, Stack, get, wait_for
+from deploy.stack_harness import RUNFILES, WORKSPACE, Stack, StackTestCase, get, wait_for
 
 LOADERS = sys.argv[1:]
 # A project, ports and subnet of its own: runs beside fault_test and the user's own stack.
@@ -29,14 +29,9 @@ NGINX = STACK.nginx
 PROMETHEUS = STACK.prometheus
 
 
-class StackTest(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls) -> None:
-        STACK.script("up", *LOADERS)
-
-    @classmethod
-    def tearDownClass(cls) -> None:
-        STACK.script("down", "--volumes")
+class StackTest(StackTestCase):
+    stack = STACK
+    loaders = LOADERS
 
     def test_1_go_time_is_cached_in_process_for_ttl(self) -> None:
         first = get(f"{NGINX}/go/time")

@@ -19,7 +19,7 @@ import unittest
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from deploy.stack_harness import Stack, get, metric_samples, wait_for
+from deploy.stack_harness import Stack, StackTestCase, get, metric_samples, wait_for
 
 LOADGEN = sys.argv[1]
 LOADERS = sys.argv[2:]
@@ -83,14 +83,9 @@ def random_path(rng: random.Random) -> str:
     return "x" + "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 40)))
 
 
-class FaultTest(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls) -> None:
-        STACK.script("up", *LOADERS)
-
-    @classmethod
-    def tearDownClass(cls) -> None:
-        STACK.script("down", "--volumes")
+class FaultTest(StackTestCase):
+    stack = STACK
+    loaders = LOADERS
 
     def setUp(self) -> None:
         # Each test starts from a healthy stack, whatever the one before it left.

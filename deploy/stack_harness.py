@@ -9,12 +9,14 @@ import os
 import secrets
 import subprocess
 import time
+import unittest
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 RUNFILES = Path.cwd()
 WORKSPACE = Path(os.path.realpath("deploy/compose.yaml")).parent.parent
@@ -116,6 +118,19 @@ class Stack:
         payload = json.loads(get(url).body)
         assert payload["status"] == "success", payload
         return payload["data"]["result"]
+
+
+class StackTestCase(unittest.TestCase):
+    """Tests against a stack of their own: up before the first test, down (volumes too) after the
+    last, and down as well when `up` itself fails half-way."""
+
+    stack: ClassVar[Stack]
+    loaders: ClassVar[Sequence[str]] = ()
+
+    @classmethod
+    def setUpClass(cls) -> None:
+        cls.addClassCleanup(cls.stack.script, "down", "--volumes")
+        cls.stack.script("up", *cls.loaders)
 
 
 def wait_for(what: str, check: Callable[[], bool], timeout: float) -> None:
