@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Makes sure a Docker engine answers. If none does and this process may start one (root, dockerd
 # installed: tools/bazel's chroot has Debian's docker.io), it starts one and says so.
-# Used by tools/bazel (before test and run commands, so that the engine outlives every test),
+# Used by tools/bazel (before test commands, so that the engine outlives every test),
 # `bazel run //deploy:up` and the tests tagged requires-docker (where none answers yet).
 set -euo pipefail
 die() {
