@@ -48,8 +48,10 @@ def parse_args() -> argparse.Namespace:
 
 
 def origins() -> dict[str, str]:
+    # The same variables, and defaults, as deploy/compose.yaml's published ports.
     nginx_port = os.environ.get("NGINX_PORT", "80")
-    return {"nginx": f"http://127.0.0.1:{nginx_port}", "redis": "http://127.0.0.1:8001"}
+    redis_port = os.environ.get("REDIS_VARIANT_PORT", "8001")
+    return {"nginx": f"http://127.0.0.1:{nginx_port}", "redis": f"http://127.0.0.1:{redis_port}"}
 
 
 def start_stack(args: argparse.Namespace) -> None:
