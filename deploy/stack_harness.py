@@ -37,6 +37,10 @@ def get(url: str, timeout: float = 5) -> Response:
         return Response(e.code, dict(e.headers), e.read().decode())
 
 
+def loopback(port: int) -> str:
+    return f"http://127.0.0.1:{port}"
+
+
 @dataclass(frozen=True)
 class Stack:
     """One test's stack: `net` is the third octet of its 10.213.<net>.0/24 subnet."""
@@ -50,25 +54,33 @@ class Stack:
     profiles: str = ""
     py_cache_ttl: int = 60
 
+    # Host numbers in the subnet, fixed in compose.yaml (GO_SERVICE_IP and the like).
+    GO_SERVICE: ClassVar[int] = 10
+    PY_SERVICE: ClassVar[int] = 11
+    MTAIL: ClassVar[int] = 12
+
+    def address(self, host: int) -> str:
+        return f"10.213.{self.net}.{host}"
+
     @property
     def nginx(self) -> str:
-        return f"http://127.0.0.1:{self.nginx_port}"
+        return loopback(self.nginx_port)
 
     @property
     def prometheus(self) -> str:
-        return f"http://127.0.0.1:{self.prometheus_port}"
+        return loopback(self.prometheus_port)
 
     @property
     def redis_variant(self) -> str:
-        return f"http://127.0.0.1:{self.redis_variant_port}"
+        return loopback(self.redis_variant_port)
 
     @property
     def go_direct(self) -> str:
-        return f"http://10.213.{self.net}.10:8080"
+        return f"http://{self.address(self.GO_SERVICE)}:8080"
 
     @property
     def py_direct(self) -> str:
-        return f"http://10.213.{self.net}.11:8000"
+        return f"http://{self.address(self.PY_SERVICE)}:8000"
 
     def env(self) -> dict[str, str]:
         return dict(
@@ -79,10 +91,10 @@ class Stack:
             PROMETHEUS_PORT=str(self.prometheus_port),
             REDIS_VARIANT_PORT=str(self.redis_variant_port),
             GRAFANA_PORT=str(self.grafana_port),
-            STACK_SUBNET=f"10.213.{self.net}.0/24",
-            GO_SERVICE_IP=f"10.213.{self.net}.10",
-            PY_SERVICE_IP=f"10.213.{self.net}.11",
-            MTAIL_IP=f"10.213.{self.net}.12",
+            STACK_SUBNET=f"{self.address(0)}/24",
+            GO_SERVICE_IP=self.address(self.GO_SERVICE),
+            PY_SERVICE_IP=self.address(self.PY_SERVICE),
+            MTAIL_IP=self.address(self.MTAIL),
             PY_CACHE_TTL=str(self.py_cache_ttl),
             # compose.yaml refuses to start Grafana without one.
             GRAFANA_ADMIN_PASSWORD=os.environ.get(
