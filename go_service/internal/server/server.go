@@ -27,6 +27,13 @@ const (
 	writeTimeout      = 30 * time.Second
 	idleTimeout       = 2 * time.Minute
 	maxHeaderBytes    = 64 << 10
+	// keepAliveLinger is how long a stopping server keeps a kept-alive
+	// connection that has not sent a request since the stop began. A client
+	// may be sending its next request on it already: within the linger that
+	// request is answered (with "Connection: close", RFC 9112 section 9.6)
+	// instead of meeting a closed connection. gunicorn 27's gthread worker
+	// lingers as long (STOP_KEEPALIVE_LINGER), so both services drain alike.
+	keepAliveLinger = 2 * time.Second
 )
 
 // Run listens on cfg.Listen and serves until ctx is done; see Serve.
@@ -78,22 +85,40 @@ func Serve(ctx context.Context, ln net.Listener, cfg config.Config, logger *slog
 }
 
 // serveHTTP serves handler on ln with ready set until ctx is done, then
-// clears ready and shuts the server down gracefully.
+// drains:
+//
+//  1. ready is cleared and ln closed at once: a new connection is refused
+//     (a client or proxy may retry elsewhere), never queued to be reset later;
+//  2. every response from then on carries "Connection: close", so each busy
+//     keep-alive connection closes after its next answer, by the client's
+//     own reading of it;
+//  3. after keepAliveLinger, or once no connection is left, http.Server's
+//     Shutdown closes the connections still idle and waits for active ones,
+//     up to shutdownTimeout in all.
+//
+// Shutdown alone (its step 1 closes idle connections at once) would drop a
+// request that a client sends on an idle connection as the stop begins.
+// What stays inherent to TCP: a connection the kernel completed just before
+// ln closed, not yet accepted, is reset; the request on it was never read.
 func serveHTTP(ctx context.Context, ln net.Listener, handler http.Handler, ready *atomic.Bool, shutdownTimeout time.Duration, logger *slog.Logger) error {
+	var draining atomic.Bool
+	var conns connCounter
 	srv := &http.Server{
-		Handler:           handler,
+		Handler:           closeWhenDraining(handler, &draining),
 		ReadHeaderTimeout: readHeaderTimeout,
 		ReadTimeout:       readTimeout,
 		WriteTimeout:      writeTimeout,
 		IdleTimeout:       idleTimeout,
 		MaxHeaderBytes:    maxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+		ConnState:         conns.track,
 	}
+	listener := &closeOnceListener{Listener: ln}
 	served := make(chan error, 1)
 	// Ready before the first request can be accepted, so /readyz never
 	// reports a running server as not ready.
 	ready.Store(true)
-	go func() { served <- srv.Serve(ln) }()
+	go func() { served <- srv.Serve(listener) }()
 	logger.InfoContext(ctx, "serving", slog.String("addr", ln.Addr().String()))
 
 	select {
@@ -104,14 +129,85 @@ func serveHTTP(ctx context.Context, ln net.Listener, handler http.Handler, ready
 	}
 
 	ready.Store(false)
+	draining.Store(true)
 	logger.InfoContext(ctx, "draining", slog.Duration("timeout", shutdownTimeout))
 	// ctx is already done; the drain gets its own deadline.
 	drainCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownTimeout)
 	defer cancel()
+	if err := listener.Close(); err != nil {
+		logger.WarnContext(ctx, "closing the listener", slog.Any("error", err))
+	}
+	conns.waitForNone(drainCtx, keepAliveLinger)
 	if err := srv.Shutdown(drainCtx); err != nil {
 		return fmt.Errorf("draining: %w", errors.Join(err, srv.Close()))
 	}
-	<-served // http.ErrServerClosed, now that Shutdown has returned
+	<-served // http.ErrServerClosed or the closed listener's error, now that Shutdown has returned
 	logger.InfoContext(ctx, "stopped")
 	return nil
+}
+
+// closeWhenDraining answers with "Connection: close" once draining is set;
+// net/http then closes the connection after the response.
+func closeWhenDraining(next http.Handler, draining *atomic.Bool) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if draining.Load() {
+			w.Header().Set("Connection", "close")
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// closeOnceListener lets serveHTTP close the listener before Shutdown does:
+// the second Close is a no-op rather than an error from Shutdown.
+type closeOnceListener struct {
+	net.Listener
+	once sync.Once
+	err  error
+}
+
+func (l *closeOnceListener) Close() error {
+	l.once.Do(func() { l.err = l.Listener.Close() })
+	return l.err
+}
+
+// connCounter counts the server's open connections (http.Server.ConnState).
+type connCounter struct {
+	mu   sync.Mutex
+	open int
+	none chan struct{} // closed when open drops to 0 during a wait
+}
+
+func (c *connCounter) track(_ net.Conn, state http.ConnState) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	switch state {
+	case http.StateNew:
+		c.open++
+	case http.StateClosed, http.StateHijacked:
+		c.open--
+		if c.open == 0 && c.none != nil {
+			close(c.none)
+			c.none = nil
+		}
+	}
+}
+
+// waitForNone returns once no connection is open, after limit, or when ctx
+// is done, whichever comes first.
+func (c *connCounter) waitForNone(ctx context.Context, limit time.Duration) {
+	c.mu.Lock()
+	if c.open == 0 {
+		c.mu.Unlock()
+		return
+	}
+	none := make(chan struct{})
+	c.none = none
+	c.mu.Unlock()
+	timer := time.NewTimer(limit)
+	defer timer.Stop()
+	select {
+	case <-none:
+	case <-timer.C:
+	case <-ctx.Done():
+	}
 }

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"io"
@@ -108,6 +109,90 @@ func TestServeHTTPDrainsInFlightRequests(t *testing.T) {
 	}
 	if err := <-served; err != nil {
 		t.Errorf("serveHTTP = %v, want nil after a clean drain", err)
+	}
+}
+
+// A request sent on an idle keep-alive connection just after the stop began
+// is answered, with "Connection: close", and the connection then closed.
+// Written on a raw connection: net/http's client would retry it silently.
+func TestServeHTTPAnswersARequestOnAnIdleKeepAliveConnectionWhileDraining(t *testing.T) {
+	hello := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "hello") })
+	ln := listen(t)
+	addr := ln.Addr().String()
+	ctx, cancel := context.WithCancel(t.Context())
+	var ready atomic.Bool
+	served := make(chan error)
+	go func() { served <- serveHTTP(ctx, ln, hello, &ready, 5*time.Second, slog.New(slog.DiscardHandler)) }()
+
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	client := bufio.NewReader(conn)
+	ask := func() (*http.Response, string, error) {
+		if _, err := io.WriteString(conn, "GET / HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+			return nil, "", err
+		}
+		resp, err := http.ReadResponse(client, nil)
+		if err != nil {
+			return nil, "", err
+		}
+		defer resp.Body.Close()
+		body, err := io.ReadAll(resp.Body)
+		return resp, string(body), err
+	}
+	if resp, _, err := ask(); err != nil || resp.Close {
+		t.Fatalf("first request: %v, close=%v; want a kept-alive answer", err, resp != nil && resp.Close)
+	}
+
+	cancel()
+	waitFor(t, "the stop to close the listener", refusesConnections(addr))
+	time.Sleep(100 * time.Millisecond) // the connection has been idle since the stop began
+
+	resp, body, err := ask()
+	if err != nil {
+		t.Fatalf("request on the idle connection after the stop began: %v, want an answer", err)
+	}
+	if resp.StatusCode != http.StatusOK || body != "hello" || !resp.Close {
+		t.Errorf("answer = %d %q close=%v, want 200 hello with Connection: close", resp.StatusCode, body, resp.Close)
+	}
+	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if n, err := client.Read(make([]byte, 1)); n != 0 || err != io.EOF {
+		t.Errorf("after the answer: read %d bytes, %v; want the server to close the connection (EOF)", n, err)
+	}
+	if err := <-served; err != nil {
+		t.Errorf("serveHTTP = %v, want nil", err)
+	}
+}
+
+// A stopping server with an idle connection that sends nothing more waits
+// keepAliveLinger for it, not the whole shutdown timeout.
+func TestServeHTTPClosesAnIdleConnectionAfterTheLinger(t *testing.T) {
+	ln := listen(t)
+	ctx, cancel := context.WithCancel(t.Context())
+	var ready atomic.Bool
+	served := make(chan error)
+	go func() {
+		served <- serveHTTP(ctx, ln, http.NotFoundHandler(), &ready, time.Minute, slog.New(slog.DiscardHandler))
+	}()
+	conn, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	io.WriteString(conn, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+	if _, err := http.ReadResponse(bufio.NewReader(conn), nil); err != nil {
+		t.Fatal(err)
+	}
+
+	started := time.Now()
+	cancel()
+	if err := <-served; err != nil {
+		t.Errorf("serveHTTP = %v, want nil", err)
+	}
+	if took := time.Since(started); took < keepAliveLinger || took > keepAliveLinger+time.Second {
+		t.Errorf("stop took %s with one idle connection, want about keepAliveLinger (%s)", took, keepAliveLinger)
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"regexp"
 	"strconv"
 	"strings"
@@ -72,8 +73,8 @@ type Report struct {
 	Status      map[string]int `json:"status"`
 	// Errors counts transport errors (no HTTP status) by message.
 	Errors map[string]int `json:"errors"`
-	// NotConnected counts requests that never had a connection (refused, unreachable, dial
-	// timeout): never sent, so never in flight.
+	// NotConnected counts requests that no attempt sent: refused, unreachable, dial timeouts, or
+	// a connection that failed before the request was written. Never in flight, so never lost.
 	NotConnected uint64 `json:"not_connected"`
 	// Failed counts every other request without a 2xx/3xx answer: 4xx, 5xx, resets, timeouts.
 	Failed uint64 `json:"failed"`
@@ -135,14 +136,81 @@ func newClient(c Config) *http.Client {
 		CheckRedirect: func(*http.Request, []*http.Request) error {
 			return http.ErrUseLastResponse
 		},
-		Transport: &http.Transport{
+		Transport: tracedTransport{&http.Transport{
 			DialContext:         dialer.DialContext,
 			MaxIdleConnsPerHost: c.Connections,
 			MaxConnsPerHost:     c.Connections,
 			DisableCompression:  true,
-		},
+		}},
 	}
 }
+
+// tracedTransport says, in each transport error, what happened to the request on each connection
+// it was tried on: "... (reused connection, request written; then fresh connection, not written)".
+// That tells a shutdown's failure modes apart: a reset on a fresh connection that carried a
+// request means the server's kernel completed the handshake and the connection was dropped before
+// the server answered; on a reused one, that an idle keep-alive connection was closed as the
+// request was sent. net/http retries the second kind once for idempotent requests
+// (http.Transport's shouldRetryRequest), so an error lists every attempt.
+type tracedTransport struct{ next http.RoundTripper }
+
+func (t tracedTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	var attempts []attempt
+	trace := &httptrace.ClientTrace{
+		GetConn: func(string) { attempts = append(attempts, attempt{}) },
+		GotConn: func(info httptrace.GotConnInfo) {
+			attempts[len(attempts)-1].connected = true
+			attempts[len(attempts)-1].reused = info.Reused
+		},
+		WroteRequest: func(info httptrace.WroteRequestInfo) {
+			attempts[len(attempts)-1].written = info.Err == nil
+		},
+	}
+	resp, err := t.next.RoundTrip(req.WithContext(httptrace.WithClientTrace(req.Context(), trace)))
+	if err != nil {
+		return nil, connectionError{err: err, attempts: attempts}
+	}
+	return resp, nil
+}
+
+// requestWritten marks, in an error message, an attempt that sent the whole request: the server
+// received it, so a failure after it is a request lost, not one never sent.
+const requestWritten = "request written"
+
+// attempt is one try of a request on one connection (the trace hooks run on the caller's
+// goroutine for HTTP/1, one attempt after another).
+type attempt struct{ connected, reused, written bool }
+
+func (a attempt) String() string {
+	switch {
+	case !a.connected:
+		return "no connection"
+	case a.reused && a.written:
+		return "reused connection, " + requestWritten
+	case a.reused:
+		return "reused connection, request not written"
+	case a.written:
+		return "fresh connection, " + requestWritten
+	default:
+		return "fresh connection, request not written"
+	}
+}
+
+// connectionError is a transport error with the attempts tracedTransport saw.
+type connectionError struct {
+	err      error
+	attempts []attempt
+}
+
+func (e connectionError) Error() string {
+	tries := make([]string, len(e.attempts))
+	for i, a := range e.attempts {
+		tries[i] = a.String()
+	}
+	return fmt.Sprintf("%v (%s)", e.err, strings.Join(tries, "; then "))
+}
+
+func (e connectionError) Unwrap() error { return e.err }
 
 // localAddress matches the client side of a connection in an error message ("127.0.0.1:41234->"),
 // which would make every occurrence of one error a message of its own.
@@ -152,7 +220,7 @@ func (r *Report) count(result *vegeta.Result) {
 	switch {
 	case result.Code >= 200 && result.Code < 400:
 		return
-	case result.Code == 0 && strings.Contains(result.Error, "dial tcp"):
+	case result.Code == 0 && !strings.Contains(result.Error, requestWritten):
 		r.NotConnected++
 	default:
 		r.Failed++
