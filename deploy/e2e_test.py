@@ -11,9 +11,8 @@ import json
 import subprocess
 import sys
 import time
-import unittest
 
-from deploy.stack_harness import RUNFILES, WORKSPACE, Stack, StackTestCase, get, wait_for
+from deploy.stack_harness import RUNFILES, WORKSPACE, Stack, StackTestCase, get, main, wait_for
 
 LOADERS = sys.argv[1:]
 # A project, ports and subnet of its own: runs beside fault_test and the user's own stack.
@@ -99,4 +98,4 @@ class StackTest(StackTestCase):
 
 
 if __name__ == "__main__":
-    unittest.main(argv=[sys.argv[0], "-v"])
+    main()

@@ -8,6 +8,7 @@ import json
 import os
 import secrets
 import subprocess
+import sys
 import time
 import unittest
 import urllib.error
@@ -167,3 +168,12 @@ def metric_samples(url: str) -> dict[str, float]:
             series, _, value = line.rpartition(" ")
             samples[series] = float(value)
     return samples
+
+
+def main() -> None:
+    """unittest's main for the stack tests, verbose; Bazel's --test_filter (TESTBRIDGE_TEST_ONLY)
+    becomes unittest's -k pattern, e.g. `--test_filter=sigterm`."""
+    argv = [sys.argv[0], "-v"]
+    if only := os.environ.get("TESTBRIDGE_TEST_ONLY"):
+        argv += ["-k", only]
+    unittest.main(module="__main__", argv=argv)

@@ -9,14 +9,13 @@ Environment (besides the app's own, see py_service/app/config.py):
                             when unset, a temporary directory removed at exit
 
 SIGTERM is a graceful shutdown: each worker stops listening at once (see
-post_worker_init), lets in-flight requests finish for up to graceful_timeout
-seconds, then exits 0.
+py_service/graceful.py), answers what it has received with "Connection: close",
+keeps idle keep-alive connections for gunicorn's 2 s linger, lets in-flight
+requests finish for up to graceful_timeout seconds, then exits 0.
 """
 
 import os
-import select
 import shutil
-import signal
 import sys
 import tempfile
 from pathlib import Path
@@ -36,6 +35,7 @@ _multiproc_dir = Path(os.environ["PROMETHEUS_MULTIPROC_DIR"])
 from prometheus_client import multiprocess  # noqa: E402
 
 from py_service.app.config import Config  # noqa: E402
+from py_service.graceful import stop_listening_on_sigterm  # noqa: E402
 
 try:
     _config = Config.from_env(os.environ)
@@ -135,36 +135,4 @@ def on_exit(server: Any) -> None:
 
 
 def post_worker_init(worker: Any) -> None:
-    # On SIGTERM a gthread worker stops accepting but keeps its listening socket
-    # open until its in-flight requests are done (gunicorn 27): connections the
-    # kernel queues meanwhile are never accepted, and reset when it closes. Stop
-    # listening at once instead, as Nginx and Go's http.Server do: a client is
-    # refused (and may retry elsewhere), never reset after sending a request.
-    listening = list(worker.sockets)
-
-    def stop_listening() -> None:
-        worker.set_accept_enabled(False)
-        while listening:
-            listener = listening.pop()
-            # The socket is shared with the other workers, and whichever closes
-            # it last resets what is queued on it. Shrink the queue to one (more
-            # connection attempts are not answered and retried by the client, by
-            # then refused), then take what is queued, then close: what is reset
-            # is at most what arrives between the last accept and the close.
-            listener.sock.listen(0)
-            for _ in range(worker.cfg.backlog):
-                if not select.select([listener], [], [], 0)[0]:
-                    break
-                worker.accept(listener)
-            listener.close()
-
-    begin_graceful_exit = worker.handle_exit
-
-    def handle_exit(sig: int, frame: Any) -> None:
-        begin_graceful_exit(sig, frame)
-        # On the worker's event loop, between two events: never mid-accept.
-        worker.method_queue.defer(stop_listening)
-
-    signal.signal(signal.SIGTERM, handle_exit)
-    if not worker.alive:  # SIGTERM arrived while this worker was loading the app
-        stop_listening()
+    stop_listening_on_sigterm(worker)
