@@ -11,17 +11,27 @@ import json
 import subprocess
 import sys
 import time
+from ipaddress import ip_address, ip_network
 
-from deploy.stack_harness import RUNFILES, WORKSPACE, Stack, StackTestCase, get, main, wait_for
+from deploy.stack_harness import (
+    RUNFILES,
+    WORKSPACE,
+    Stack,
+    StackTestCase,
+    free_port,
+    get,
+    main,
+    wait_for,
+)
 
 LOADERS = sys.argv[1:]
-# A project, ports and subnet of its own: runs beside fault_test and the user's own stack.
+# A project, free ports and a subnet of its own: runs beside fault_test and the user's own stack.
 STACK = Stack(
     project="cache-platform-e2e",
-    nginx_port=18080,
-    prometheus_port=19090,
-    redis_variant_port=18001,
-    grafana_port=13000,
+    nginx_port=free_port(),
+    prometheus_port=free_port(),
+    redis_variant_port=free_port(),
+    grafana_port=free_port(),
     net=48,
 )
 NGINX = STACK.nginx
@@ -86,6 +96,28 @@ class StackTest(StackTestCase):
             wait_for("every dashboard query to return data", all_queries_answer, timeout=90)
         except AssertionError:
             self.fail(self.last_check)
+
+    def test_5_reserved_addresses_lie_outside_the_dynamic_pool(self) -> None:
+        # The apps' and mtail's fixed addresses are below ip_range, the pool Docker hands out to
+        # every other container: none can take a reserved one, after a daemon restart or not.
+        network = json.loads(
+            subprocess.run(
+                ["docker", "network", "inspect", f"{STACK.project}_default"],
+                check=True,
+                capture_output=True,
+                text=True,
+            ).stdout
+        )[0]
+        (config,) = network["IPAM"]["Config"]
+        subnet, pool = ip_network(config["Subnet"]), ip_network(config.get("IPRange", "0.0.0.0/0"))
+        self.assertTrue(pool.subnet_of(subnet), config)
+        for service in ("go-service", "py-service", "mtail", "nginx", "prometheus"):
+            with self.subTest(service=service):
+                (settings,) = STACK.container(service)["NetworkSettings"]["Networks"].values()
+                address = ip_address(settings["IPAddress"])
+                self.assertIn(address, subnet)
+                reserved = service in ("go-service", "py-service", "mtail")
+                self.assertEqual(address in pool, not reserved, f"{address} and {pool}")
 
     @staticmethod
     def targets() -> list[dict]:

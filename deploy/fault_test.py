@@ -19,23 +19,32 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from deploy.stack_harness import Stack, StackTestCase, get, main, metric_samples, wait_for
+from deploy.stack_harness import (
+    Stack,
+    StackTestCase,
+    free_port,
+    get,
+    main,
+    metric_samples,
+    wait_for,
+)
 
 LOADGEN = sys.argv[1]
 LOADERS = sys.argv[2:]
-# A project, ports and subnet of its own: runs beside e2e_test and the user's own stack. The
+# A project, free ports and a subnet of its own: runs beside e2e_test and the user's own stack. The
 # Python TTL is short so that an entry goes stale in seconds.
 STACK = Stack(
     project="cache-platform-fault",
-    nginx_port=28080,
-    prometheus_port=29090,
-    redis_variant_port=28001,
-    grafana_port=23000,
+    nginx_port=free_port(),
+    prometheus_port=free_port(),
+    redis_variant_port=free_port(),
+    grafana_port=free_port(),
     net=49,
     profiles="redis",
     py_cache_ttl=5,
 )
 NGINX = STACK.nginx
+NGINX_READ_TIMEOUT = 3  # s: proxy_read_timeout in deploy/nginx/nginx.conf
 SERVICES = ("go-service", "py-service", "redis", "py-service-redis", "mtail", "nginx", "prometheus")
 MIXED = [
     f"{NGINX}/go/",
@@ -231,6 +240,63 @@ class FaultTest(StackTestCase):
         self.assertEqual(report["failed"] - report["status"].get("502", 0), 0, report)
         self.assertEqual(report["not_connected"], 0, report)
 
+    def test_a_hung_app_holds_no_client_longer_than_the_read_timeout(self) -> None:
+        # A stale copy in the cache and the app hung (paused: its kernel still accepts
+        # connections, nothing answers). Nginx serves the stale copy at once and refreshes it in
+        # the background, on the client's connection: the next request on that connection waits
+        # for the refresh, which proxy_read_timeout (3 s, nginx.conf) ends.
+        wait_for(
+            "a cached /python/time",
+            lambda: get(f"{NGINX}/python/time").headers.get("X-Cache-Status") == "HIT",
+            timeout=30,
+        )
+        time.sleep(STACK.py_cache_ttl + 1)  # stale now
+        STACK.compose("pause", "py-service")
+        try:
+            connection = http.client.HTTPConnection("127.0.0.1", STACK.nginx_port, timeout=30)
+            waits = []
+            for _ in range(3):
+                started = time.monotonic()
+                connection.request("GET", "/python/time")
+                response = connection.getresponse()
+                response.read()
+                waits.append(round(time.monotonic() - started, 2))
+                self.assertEqual(response.status, 200)
+                self.assertIn(response.getheader("X-Cache-Status"), ("STALE", "UPDATING"))
+            connection.close()
+        finally:
+            STACK.compose("unpause", "py-service")
+        self.assertLess(max(waits), NGINX_READ_TIMEOUT + 1, waits)
+
+    def test_nginx_starts_and_serves_whatever_else_is_down(self) -> None:
+        # Each app and the metrics sink stopped in turn, then Nginx restarted: it starts, the
+        # other routes answer, the stopped app's route gets its short 502 and comes back when the
+        # app does, with no second restart.
+        routes = {"go-service": "/go/time", "py-service": "/python/", "mtail": None}
+        nginx = STACK.container("nginx")["Id"]
+        for down, route in routes.items():
+            with self.subTest(down=down):
+                STACK.compose("stop", down)
+                try:
+                    subprocess.run(["docker", "restart", nginx], check=True, capture_output=True)
+                    wait_for("nginx answering", lambda: get(f"{NGINX}/healthz").status == 200, 30)
+                    for service, path in routes.items():
+                        if path and service != down:
+                            self.assertEqual(get(NGINX + path).status, 200, path)
+                    if route:
+                        started = time.monotonic()
+                        answer = get(NGINX + route)
+                        self.assertEqual(answer.status, 502, answer)
+                        self.assertIn("service is not answering", answer.body)
+                        self.assertLess(time.monotonic() - started, 3)
+                finally:
+                    STACK.compose("start", down)
+                restarted = STACK.container("nginx")["State"]["StartedAt"]
+                if route:
+                    wait_for(f"{route} back", lambda r=route: get(NGINX + r).status == 200, 60)
+                self.assertEqual(STACK.container("nginx")["State"]["StartedAt"], restarted)
+                wait_for(f"{down} healthy", lambda s=down: healthy(s), timeout=60)
+
     def test_random_paths_grow_no_series_and_no_cache(self) -> None:
         rng = random.Random(20261129)
         metrics = {"go": f"{NGINX}/go/metrics", "python": f"{NGINX}/python/metrics"}
@@ -292,6 +358,8 @@ def load_through_a_stop(service: str, url: str, restart: bool = False) -> dict[s
         load.send_signal(signal.SIGINT)
         report = json.loads(load.communicate(timeout=30)[0])
         if not restart:
+            if report["failed"]:  # what the app said as it stopped: the evidence for a failure
+                print(STACK.compose("logs", "--tail=80", service), file=sys.stderr)
             STACK.compose("start", service)
     print(service, url, json.dumps(report), file=sys.stderr)
     return report

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import socket
 import subprocess
 import sys
 import time
@@ -36,6 +37,14 @@ def get(url: str, timeout: float = 5) -> Response:
             return Response(r.status, dict(r.headers), r.read().decode())
     except urllib.error.HTTPError as e:
         return Response(e.code, dict(e.headers), e.read().decode())
+
+
+def free_port() -> int:
+    """A loopback TCP port nothing listens on now, for a stack to publish: tests never depend on
+    a fixed host port that something else may hold."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def loopback(port: int) -> str:
@@ -93,6 +102,7 @@ class Stack:
             REDIS_VARIANT_PORT=str(self.redis_variant_port),
             GRAFANA_PORT=str(self.grafana_port),
             STACK_SUBNET=f"{self.address(0)}/24",
+            STACK_IP_RANGE=f"{self.address(128)}/25",
             GO_SERVICE_IP=self.address(self.GO_SERVICE),
             PY_SERVICE_IP=self.address(self.PY_SERVICE),
             MTAIL_IP=self.address(self.MTAIL),

@@ -5,6 +5,8 @@ with deploy/nginx/nginx.conf, in front of the real go_service and py_service bin
 addresses change: the config's paths, upstreams and mtail target are rewritten to this test's.
 """
 
+import email.utils
+import http.client
 import os
 import re
 import signal
@@ -100,12 +102,12 @@ class NginxConfigTest(unittest.TestCase):
         syslog_port, cls.mtail_port = free_port(), free_port()
 
         # A unix socket's path must be short (108 bytes): not under TEST_TMPDIR.
-        fallback = Path(tempfile.mkdtemp(prefix="nginx-test-", dir="/tmp")) / "go-fallback.sock"
+        fallback = Path(tempfile.mkdtemp(prefix="nginx-test-", dir="/tmp")) / "fallback.sock"
         text = Path(ARGS["NGINX_CONF"]).read_text()
         # /tmp first: the paths substituted after it may themselves lie under /tmp.
         text = (
             text.replace("/tmp/", f"{TMP}/")
-            .replace(f"unix:{TMP}/nginx-go-fallback.sock", f"unix:{fallback}")
+            .replace(f"unix:{TMP}/nginx-fallback.sock", f"unix:{fallback}")
             .replace("/etc/nginx/mime.types", str(root / "etc/nginx/mime.types"))
             .replace("/etc/nginx/conf.d/", f"{conf}/")
             .replace("/var/cache/nginx", str(TMP / "cache"))
@@ -116,7 +118,7 @@ class NginxConfigTest(unittest.TestCase):
         (conf / "upstreams.conf").write_text(
             Path(ARGS["NGINX_UPSTREAMS"])
             .read_text()
-            .replace("unix:/tmp/nginx-go-fallback.sock", f"unix:{fallback}")
+            .replace("unix:/tmp/nginx-fallback.sock", f"unix:{fallback}")
             .replace("go-service:8080", f"127.0.0.1:{go_port}")
             .replace("py-service:8000", f"127.0.0.1:{py_port}")
         )
@@ -175,18 +177,84 @@ class NginxConfigTest(unittest.TestCase):
         cls.py.stop()
 
     def test_python_time_is_cached_and_served_stale_when_the_app_is_down(self) -> None:
-        status, headers, first = request(self.base + "/python/time?stale")
-        self.assertEqual((status, headers.get("X-Cache-Status")), (200, "MISS"))
-        status, headers, second = request(self.base + "/python/time?stale")
+        first, _ = self.stored_entry("/python/time")
+        status, headers, second = request(self.base + "/python/time")
         self.assertEqual((status, headers.get("X-Cache-Status"), second), (200, "HIT", first))
         time.sleep(PY_TTL + 1)
         self.py.stop()
         try:
-            status, headers, stale = request(self.base + "/python/time?stale")
+            status, headers, stale = request(self.base + "/python/time")
             self.assertEqual((status, headers.get("X-Cache-Status"), stale), (200, "STALE", first))
         finally:
             self.py.start()
-        wait_until(lambda: request(self.base + "/python/time?stale")[2] != first)
+        wait_until(lambda: request(self.base + "/python/time")[2] != first)
+
+    def stored_entry(self, path: str) -> tuple[str, dict]:
+        """A response (body, headers) served from the entry Nginx holds for path: a HIT."""
+        answers: list[tuple[str, dict]] = []
+
+        def hit() -> bool:
+            status, headers, body = request(self.base + path)
+            answers.append((body, headers))
+            return status == 200 and headers.get("X-Cache-Status") == "HIT"
+
+        wait_until(hit, timeout=PY_TTL + 5)
+        return answers[-1]
+
+    def test_redirects_nginx_makes_are_relative(self) -> None:
+        # Behind a port mapping (80 -> 8080 in the stack) an absolute Location would name the
+        # container's own port; a relative one resolves against whatever URL the client used.
+        for path in ("/go", "/python"):
+            for host in ("127.0.0.1", "cache.example.test:8443"):
+                with self.subTest(path=path, host=host):
+                    connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
+                    connection.request("GET", path, headers={"Host": host})
+                    response = connection.getresponse()
+                    response.read()
+                    connection.close()
+                    self.assertEqual(response.status, 301)
+                    self.assertEqual(response.getheader("Location"), path + "/")
+
+    def test_a_hit_keeps_the_time_its_response_was_made(self) -> None:
+        # RFC 9111 section 4.2.3: a client behind Nginx computes a stored response's age from
+        # Date (or Age). Nginx's own Date on a hit would restart max-age at every hit.
+        # /python/time's body is the time its value was made: two answers with the same body
+        # came from the same stored response, so they must carry the same Date.
+        body, first = self.stored_entry("/python/time")
+        time.sleep(1.2)  # Date has whole seconds
+        status, headers, later_body = request(self.base + "/python/time")
+        if later_body != body:  # the entry was replaced meanwhile: once more, on the new one
+            body, first = self.stored_entry("/python/time")
+            time.sleep(1.2)
+            status, headers, later_body = request(self.base + "/python/time")
+        self.assertEqual((status, later_body), (200, body))
+        self.assertIn(headers.get("X-Cache-Status"), ("HIT", "STALE", "UPDATING"))
+        self.assertEqual(headers["Date"], first["Date"])
+        made = email.utils.parsedate_to_datetime(headers["Date"]).timestamp()
+        self.assertGreaterEqual(time.time() - made, 1)
+
+    def test_cache_key_holds_neither_query_nor_host(self) -> None:
+        # 12 distinct query strings and Host values: at most one request fills the entry; the
+        # app serves no other (its own request counter), so `?random` cannot reach it.
+        def served_by_app() -> float:
+            metrics = request(self.base + "/python/metrics")[2]
+            pattern = r'http_requests_total\{[^}]*handler="/static-text"[^}]*\} ([0-9.e+]+)'
+            return sum(float(value) for value in re.findall(pattern, metrics))
+
+        self.stored_entry("/python/static-text")
+        before = served_by_app()
+        statuses = []
+        for i in range(12):
+            _, headers, body = request(
+                f"{self.base}/python/static-text?x={i}&utm={time.time_ns()}",
+                headers={"Host": f"h{i}.example.test"},
+            )
+            self.assertEqual(body, "Hello from py_service.\n")
+            statuses.append(headers.get("X-Cache-Status"))
+        self.assertEqual(
+            served_by_app() - before, statuses.count("MISS") + statuses.count("EXPIRED")
+        )
+        self.assertLessEqual(served_by_app() - before, 1, statuses)
 
     def test_uncacheable_python_responses_skip_the_cache_and_its_lock(self) -> None:
         for path in ("/python/", "/python/missing"):
