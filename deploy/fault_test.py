@@ -20,6 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from deploy.stack_harness import (
+    Response,
     Stack,
     StackTestCase,
     free_port,
@@ -296,6 +297,37 @@ class FaultTest(StackTestCase):
                     wait_for(f"{route} back", lambda r=route: get(NGINX + r).status == 200, 60)
                 self.assertEqual(STACK.container("nginx")["State"]["StartedAt"], restarted)
                 wait_for(f"{down} healthy", lambda s=down: healthy(s), timeout=60)
+
+    def test_stopping_nginx_finishes_requests_in_flight(self) -> None:
+        # The app slow (paused for 2 s), a request through Nginx in flight, `compose stop nginx`
+        # 1 s in: Nginx stops gracefully (SIGQUIT, compose.yaml) and the request is answered.
+        answers: list[object] = []
+
+        def fetch() -> None:
+            try:
+                answers.append(get(f"{NGINX}/python/", timeout=15))
+            except OSError as error:  # an empty reply, a reset: a request cut off
+                answers.append(error)
+
+        STACK.compose("pause", "py-service")
+        client = threading.Thread(target=fetch)
+        client.start()
+        stopper = threading.Thread(target=STACK.compose, args=("stop", "nginx"))
+        try:
+            time.sleep(1)
+            stopper.start()
+            time.sleep(1)
+        finally:
+            STACK.compose("unpause", "py-service")
+            client.join(timeout=20)
+            if stopper.ident:  # started
+                stopper.join(timeout=30)
+            exit_code = STACK.container("nginx")["State"]["ExitCode"]
+            STACK.compose("start", "nginx")
+        (answer,) = answers
+        self.assertIsInstance(answer, Response, answer)
+        self.assertEqual(answer.status, 200, answer)
+        self.assertEqual(exit_code, 0)
 
     def test_random_paths_grow_no_series_and_no_cache(self) -> None:
         rng = random.Random(20261129)

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from flask import Flask, Response, jsonify, request
+from werkzeug.datastructures import MIMEAccept
 
 from py_service.app.cache import CachedValue, RouteCache
 from py_service.app.config import Config
@@ -78,15 +79,32 @@ def text_response(text: str, status: int = 200) -> Response:
 
 
 def negotiated_response(field: str, cached: CachedValue) -> Response:
-    """JSON `{field: value}` when the client prefers JSON, otherwise plain text."""
-    best = request.accept_mimetypes.best_match([TEXT_MIMETYPE, JSON_MIMETYPE])
-    if best == JSON_MIMETYPE:
+    """JSON `{field: value}` when the client prefers JSON (see preferred_type), else plain text."""
+    if preferred_type(request.accept_mimetypes) == JSON_MIMETYPE:
         response = jsonify({field: cached.value})
     else:
         response = text_response(cached.value)
     response.headers.update(cached.headers)
     response.vary.add("Accept")
     return response
+
+
+OFFERS = (TEXT_MIMETYPE, JSON_MIMETYPE)
+
+
+def preferred_type(accept: MIMEAccept) -> str:
+    """The offered type to send for a parsed Accept field (api/openapi.json, content-negotiation).
+
+    RFC 9110 section 12.5.1: werkzeug's MIMEAccept.quality gives each offer the weight of the
+    most specific range that matches it (0 when none does; ranges with a bad q are dropped when
+    parsed). The highest weight above 0 wins, ties go to the first of OFFERS, and with nothing
+    acceptable the field is disregarded: text/plain. Not MIMEAccept.best_match, whose ties go to
+    the more specific client range, so "text/*;q=0.5, application/json;q=0.5" would be JSON here
+    and text in the Go service.
+    """
+    weights = {offer: accept.quality(offer) for offer in OFFERS}
+    best = max(OFFERS, key=lambda offer: weights[offer])  # max keeps the first of equals
+    return best if weights[best] > 0 else TEXT_MIMETYPE
 
 
 def rfc3339(timestamp: float) -> str:

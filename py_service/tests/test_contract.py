@@ -73,6 +73,22 @@ def test_json_representation_when_declared(app: Flask, path: str) -> None:
         assert isinstance(body[name], str)
 
 
+NEGOTIATION: dict[str, Any] = COMMON["content-negotiation"]
+
+
+@pytest.mark.parametrize("path", json_paths())
+@pytest.mark.parametrize("case", NEGOTIATION["cases"], ids=lambda case: repr(case["accept"]))
+def test_content_negotiation_follows_the_contract(
+    app: Flask, path: str, case: dict[str, Any]
+) -> None:
+    headers = {} if case["accept"] is None else {"Accept": case["accept"]}
+
+    response = app.test_client().get(path, headers=headers)
+
+    assert response.mimetype == case["type"]
+    assert "Accept" in response.vary
+
+
 @pytest.mark.parametrize("method", DISALLOWED)
 @pytest.mark.parametrize("path", list(PATHS))
 def test_wrong_method(app: Flask, path: str, method: str) -> None:

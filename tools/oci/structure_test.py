@@ -42,6 +42,39 @@ def final_filesystem(layers: list[dict]) -> dict[str, dict]:
     return files
 
 
+CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
+
+
+def resolve(files: dict[str, dict], path: str, hops: int = 40) -> str | None:
+    """path with every symlink in it followed, in the image's final filesystem; None if it is
+    missing (or the links loop)."""
+    parts = [p for p in path.split("/") if p]
+    current = ""
+    while parts and hops:
+        current = f"{current}/{parts.pop(0)}"
+        entry = files.get(current)
+        if entry is None:
+            if parts:  # a directory no tar entry names, only the paths beneath it
+                continue
+            return None
+        if entry.get("type") == "symlink":
+            hops -= 1
+            target = entry["linkname"]
+            base = "" if target.startswith("/") else current.rsplit("/", 1)[0]
+            parts = [p for p in f"{base}/{target}".split("/") if p] + parts
+            current = ""
+            # ".." inside a target: normalised as the kernel would, against the link's directory
+            normal: list[str] = []
+            for part in parts:
+                if part == "..":
+                    if normal:
+                        normal.pop()
+                elif part != ".":
+                    normal.append(part)
+            parts = normal
+    return current if not parts else None
+
+
 class ImageStructureTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls) -> None:
@@ -71,6 +104,20 @@ class ImageStructureTest(unittest.TestCase):
     def test_expected_files_present(self) -> None:
         missing = [p for p in ARGS.expect_file if p not in self.files]
         self.assertEqual(missing, [])
+
+    def test_tls_clients_trust_the_system_bundle(self) -> None:
+        # OpenSSL (Python's ssl, curl) looks for CAs at its compiled-in defaults, /usr/lib/ssl's
+        # cert.pem and certs/; Go at /etc/ssl/certs/ca-certificates.crt. Every image carries the
+        # bundle (the base layer): each default must lead to it, or TLS verification fails.
+        for path, want in (
+            ("/usr/lib/ssl/cert.pem", CA_BUNDLE),
+            ("/usr/lib/ssl/certs/ca-certificates.crt", CA_BUNDLE),
+            (CA_BUNDLE, CA_BUNDLE),
+        ):
+            with self.subTest(path=path):
+                resolved = resolve(self.files, path)
+                self.assertEqual(resolved, want)
+                self.assertEqual(self.files[resolved].get("type"), "file")
 
     def test_forbidden_files_absent(self) -> None:
         present = [p for p in ARGS.forbid_file if p in self.files]

@@ -216,31 +216,6 @@ func TestRoutes(t *testing.T) {
 	}
 }
 
-func TestAcceptsJSON(t *testing.T) {
-	tests := []struct {
-		accept []string
-		want   bool
-	}{
-		{nil, false},
-		{[]string{""}, false},
-		{[]string{"application/json"}, true},
-		{[]string{"Application/JSON"}, true},
-		{[]string{"text/plain, application/json; q=0.5"}, true},
-		{[]string{"text/plain", "application/json"}, true},
-		{[]string{"application/json;q=0"}, false},
-		{[]string{"application/json;q=0.0"}, false},
-		{[]string{"application/jsonx"}, false},
-		{[]string{"*/*"}, false},
-		{[]string{"application/*"}, false},
-		{[]string{";;;, application/json"}, true},
-	}
-	for _, tt := range tests {
-		if got := acceptsJSON(tt.accept); got != tt.want {
-			t.Errorf("acceptsJSON(%q) = %v, want %v", tt.accept, got, tt.want)
-		}
-	}
-}
-
 // Each step is one GET /time after moving the fake clock on.
 func TestTimeIsCachedForTTL(t *testing.T) {
 	type step struct {

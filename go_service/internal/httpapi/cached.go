@@ -41,7 +41,7 @@ func (c *cachedContent) handler(key, jsonField string, load func(context.Context
 		h.Set("X-Cache", cacheResult(hit))
 		h.Set("Age", strconv.FormatInt(ageSeconds(c.now(), storedAt), 10))
 		h.Set("Vary", "Accept") // shared caches in front must keep text and JSON apart
-		if acceptsJSON(r.Header.Values("Accept")) {
+		if prefersJSON(r.Header.Values("Accept")) {
 			writeJSONField(w, jsonField, value)
 			return
 		}

@@ -6,6 +6,8 @@ import (
 	"io/fs"
 	"maps"
 	"mime"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
@@ -30,6 +32,13 @@ type contract struct {
 		} `json:"wrong-method"`
 		CacheHeaders []string `json:"in-process-cache-headers"`
 		XCacheValues []string `json:"x-cache-values"`
+		Negotiation  struct {
+			Offers []string `json:"offers"`
+			Cases  []struct {
+				Accept *string `json:"accept"` // nil: no Accept field
+				Type   string  `json:"type"`
+			} `json:"cases"`
+		} `json:"content-negotiation"`
 	} `json:"x-common"`
 }
 
@@ -92,6 +101,43 @@ func contentTypeSatisfies(got, documented string) bool {
 		}
 	}
 	return gotType == wantType
+}
+
+// Every Accept case of the contract, on every route that answers text or
+// JSON: the same choice as py_service makes for it.
+func TestContractContentNegotiation(t *testing.T) {
+	c := loadContract(t)
+	if !slices.Equal(c.Common.Negotiation.Offers, offers[:]) {
+		t.Fatalf("the contract offers %q, the service %q", c.Common.Negotiation.Offers, offers)
+	}
+	for path, methods := range c.Paths {
+		if _, negotiated := methods["get"].Responses["200"].Content[contentTypeJSON]; !negotiated {
+			continue
+		}
+		for _, tc := range c.Common.Negotiation.Cases {
+			s := newTestService(t)
+			req := httptest.NewRequest(http.MethodGet, path, nil)
+			if tc.Accept != nil {
+				req.Header.Set("Accept", *tc.Accept)
+			}
+			rec := httptest.NewRecorder()
+			s.handler.ServeHTTP(rec, req)
+			got, _, _ := mime.ParseMediaType(rec.Header().Get("Content-Type"))
+			if got != tc.Type {
+				t.Errorf("GET %s with Accept %s: %s, want %s", path, describe(tc.Accept), got, tc.Type)
+			}
+			if rec.Header().Get("Vary") != "Accept" {
+				t.Errorf("GET %s: Vary %q, want Accept", path, rec.Header().Get("Vary"))
+			}
+		}
+	}
+}
+
+func describe(accept *string) string {
+	if accept == nil {
+		return "(none)"
+	}
+	return strconv.Quote(*accept)
 }
 
 func TestContractRoutes(t *testing.T) {
