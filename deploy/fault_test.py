@@ -11,6 +11,7 @@ import json
 import os
 import random
 import signal
+import socket
 import string
 import subprocess
 import sys
@@ -322,12 +323,72 @@ class FaultTest(StackTestCase):
             client.join(timeout=20)
             if stopper.ident:  # started
                 stopper.join(timeout=30)
-            exit_code = STACK.container("nginx")["State"]["ExitCode"]
-            STACK.compose("start", "nginx")
+            nginx = STACK.container("nginx")
+            exit_code = nginx["State"]["ExitCode"]
+            # Not `compose start`: it would first wait for the apps' health, which the pause
+            # may have cost a check.
+            subprocess.run(["docker", "start", nginx["Id"]], check=True, capture_output=True)
         (answer,) = answers
         self.assertIsInstance(answer, Response, answer)
         self.assertEqual(answer.status, 200, answer)
         self.assertEqual(exit_code, 0)
+
+    def test_slow_clients_do_not_starve_the_redis_variant(self) -> None:
+        # 40 connections that each send half a request and nothing more, to the variant's
+        # published port: gunicorn alone has no header-read timeout and gave each a thread until
+        # none was left (health checks failed). Through Nginx they wait in Nginx, cut off after
+        # client_header_timeout (10 s), and the app answers everyone else.
+        half_requests = []
+        try:
+            for _ in range(40):
+                connection = socket.create_connection(("127.0.0.1", STACK.redis_variant_port), 10)
+                connection.sendall(b"GET /time HTTP/1.1\r\nHost: x\r\n")
+                half_requests.append(connection)
+            for _ in range(8):
+                started = time.monotonic()
+                self.assertEqual(get(f"{STACK.redis_variant}/healthz", timeout=2).status, 200)
+                self.assertLess(time.monotonic() - started, 2)
+                time.sleep(1)
+            for connection in half_requests:
+                connection.settimeout(15)
+                self.assertFalse(connection.recv(64).startswith(b"HTTP/1.1 2"))
+        finally:
+            for connection in half_requests:
+                connection.close()
+        self.assertTrue(healthy("py-service-redis"))
+
+    def test_a_frozen_redis_does_not_stall_the_redis_variant(self) -> None:
+        # Redis paused (hung, not stopped: each command waits out REDIS_TIMEOUT) under 100
+        # keep-alive clients: after BREAKER_FAILURES timeouts a worker stops asking Redis for
+        # 5 s, so answers come back uncached at once, and /healthz stays quick meanwhile.
+        STACK.compose("pause", "redis")
+        try:
+            load = subprocess.Popen(
+                [
+                    LOADGEN,
+                    "-connections=100",
+                    "-duration=8s",
+                    "-timeout=10s",
+                    f"{STACK.redis_variant}/time",
+                ],
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+            time.sleep(2)
+            waits = []
+            for _ in range(5):
+                started = time.monotonic()
+                self.assertEqual(get(f"{STACK.redis_variant}/healthz", timeout=5).status, 200)
+                waits.append(round(time.monotonic() - started, 3))
+                time.sleep(0.5)
+            report = json.loads(load.communicate(timeout=60)[0])
+        finally:
+            STACK.compose("unpause", "redis")
+        print(json.dumps(report), waits, file=sys.stderr)
+        self.assertEqual(set(report["status"]), {"200"}, report)
+        # The container's own health check gives up after 2 s; the median probe stays far below.
+        self.assertLess(sorted(waits)[len(waits) // 2], 1, waits)
+        self.assertTrue(healthy("py-service-redis"))
 
     def test_random_paths_grow_no_series_and_no_cache(self) -> None:
         rng = random.Random(20261129)

@@ -120,11 +120,12 @@ class Stack:
     def compose(self, *args: str) -> str:
         result = subprocess.run(
             ["docker", "compose", "-f", str(WORKSPACE / "deploy/compose.yaml"), *args],
-            check=True,
             capture_output=True,
             text=True,
             env=self.env(),
         )
+        if result.returncode:
+            raise AssertionError(f"docker compose {' '.join(args)}: {result.stderr.strip()}")
         return result.stdout
 
     def container(self, service: str) -> dict:
@@ -181,9 +182,9 @@ def metric_samples(url: str) -> dict[str, float]:
 
 
 def main() -> None:
-    """unittest's main for the stack tests, verbose; Bazel's --test_filter (TESTBRIDGE_TEST_ONLY)
-    becomes unittest's -k pattern, e.g. `--test_filter=sigterm`."""
+    """unittest's main for the stack tests, verbose. Bazel's --test_filter (TESTBRIDGE_TEST_ONLY)
+    becomes unittest's -k patterns, comma-separated: `--test_filter=sigterm,slow_clients`."""
     argv = [sys.argv[0], "-v"]
-    if only := os.environ.get("TESTBRIDGE_TEST_ONLY"):
-        argv += ["-k", only]
+    for pattern in filter(None, os.environ.get("TESTBRIDGE_TEST_ONLY", "").split(",")):
+        argv += ["-k", pattern]
     unittest.main(module="__main__", argv=argv)

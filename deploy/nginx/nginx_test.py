@@ -99,6 +99,7 @@ class NginxConfigTest(unittest.TestCase):
         extract(ARGS["NGINX_TARS"], root)
         extract(ARGS["MTAIL_TARS"], root)
         cls.port, go_port, py_port = free_port(), free_port(), free_port()
+        cls.variant_port = free_port()
         syslog_port, cls.mtail_port = free_port(), free_port()
 
         # A unix socket's path must be short (108 bytes): not under TEST_TMPDIR.
@@ -112,6 +113,7 @@ class NginxConfigTest(unittest.TestCase):
             .replace("/etc/nginx/conf.d/", f"{conf}/")
             .replace("/var/cache/nginx", str(TMP / "cache"))
             .replace("listen 8080", f"listen 127.0.0.1:{cls.port}")
+            .replace("listen 8001", f"listen 127.0.0.1:{cls.variant_port}")
         )
         (conf / "nginx.conf").write_text(text)
         # The stack's upstreams, with this test's addresses.

@@ -12,11 +12,15 @@ aggregates all workers' files with MultiProcessCollector.
 
 from __future__ import annotations
 
+import glob
+import os
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from flask import Flask, Response, g, request
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.metrics_core import Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 from werkzeug.exceptions import MethodNotAllowed
 
@@ -97,8 +101,41 @@ class Metrics:
         if self.multiproc_dir is None:
             return generate_latest(self.registry)
         registry = CollectorRegistry()
-        MultiProcessCollector(registry, path=self.multiproc_dir)
+        registry.register(SettledFilesCollector(self.multiproc_dir))
         return generate_latest(registry)
+
+
+# MmapedDict's header: a 4-byte "used" count and 4 bytes of padding.
+_VALUE_FILE_HEADER = 8
+
+
+class SettledFilesCollector(MultiProcessCollector):
+    """MultiProcessCollector without the value files still being created.
+
+    prometheus_client creates a worker's file empty, then sizes it: a scrape
+    that reads it in between fails with struct.error, and a file left empty by
+    a worker that died right then would fail every later scrape. Such a file
+    holds no value yet, so leaving it out loses nothing.
+    """
+
+    def __init__(self, path: str) -> None:
+        super().__init__(registry=None, path=path)
+
+    def collect(self) -> Iterable[Metric]:
+        files = [
+            path
+            for path in glob.glob(os.path.join(self._path, "*.db"))
+            if _size(path) >= _VALUE_FILE_HEADER
+        ]
+        return self.merge(files, accumulate=True)
+
+
+def _size(path: str) -> int:
+    """A file's size in bytes; 0 for one removed meanwhile (a dead worker's live gauges)."""
+    try:
+        return os.path.getsize(path)
+    except FileNotFoundError:
+        return 0
 
 
 def instrument(app: Flask, metrics: Metrics) -> None:

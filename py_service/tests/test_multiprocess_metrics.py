@@ -49,3 +49,18 @@ def test_one_scrape_sums_requests_of_two_processes(tmp_path: Path) -> None:
     assert len(list(multiproc_dir.glob("counter_*.db"))) >= 2  # one file per process
     assert sample_sum(scraped, "http_requests_total", handler="/static-text") == 7
     assert sample_sum(scraped, "http_request_duration_seconds_count", handler="/static-text") == 7
+
+
+def test_a_value_file_being_created_does_not_fail_the_scrape(tmp_path: Path) -> None:
+    # A worker that gunicorn is starting has opened its value file but not yet sized it (or died
+    # right then, leaving it empty): prometheus_client's reader fails on it ("unpack_from
+    # requires a buffer of at least 4 bytes"), and every scrape answered 500 while it lasted.
+    multiproc_dir = tmp_path / "metrics"
+    multiproc_dir.mkdir()
+    run_python(SERVE, "5", multiproc_dir=multiproc_dir)
+    (multiproc_dir / "counter_99999.db").touch()
+    (multiproc_dir / "histogram_99999.db").write_bytes(b"\x00\x00")
+
+    scraped = run_python(SCRAPE, multiproc_dir=multiproc_dir)
+
+    assert sample_sum(scraped, "http_requests_total", handler="/static-text") == 5

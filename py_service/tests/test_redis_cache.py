@@ -12,7 +12,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from py_service.app.cache import KEY_PREFIX
+from py_service.app.cache import BREAKER_FAILURES, KEY_PREFIX
 from py_service.app.config import CacheBackend
 from py_service.tests.support import FakeClock, RedisServer, sample_sum, wait_until
 
@@ -190,7 +190,7 @@ def test_outage_is_logged_once_and_recovery_once(
     caplog.set_level(logging.INFO, logger="py_service.app.cache")
     client = redis_app.test_client()
     redis_server.kill()
-    for _ in range(3):
+    for _ in range(BREAKER_FAILURES - 1):  # the breaker stays closed: the next try reaches Redis
         client.get("/time")
     redis_server.start()
     client.get("/time")
@@ -200,3 +200,27 @@ def test_outage_is_logged_once_and_recovery_once(
         "redis unavailable; serving uncached",
         "redis reachable again; caching resumed",
     ]
+
+
+def test_a_hung_redis_is_not_asked_again_for_the_back_off(
+    make_app: Callable[..., Flask], unresponsive_redis: str
+) -> None:
+    # A frozen Redis (docker pause) accepts connections and never answers: without the breaker
+    # every request waited the full timeout, so 100 clients queued for seconds.
+    app = make_app(
+        cache_backend=CacheBackend.REDIS, redis_url=unresponsive_redis, redis_timeout=0.2
+    )
+    client = app.test_client()
+    for _ in range(BREAKER_FAILURES):
+        assert client.get("/time").status_code == 200  # each waits out the timeout
+
+    started = time.monotonic()
+    responses = [client.get("/time") for _ in range(20)]
+    elapsed = time.monotonic() - started
+
+    assert {r.status_code for r in responses} == {200}
+    assert {r.headers["X-Cache"] for r in responses} == {"MISS"}
+    assert elapsed < 20 * 0.2 / 2, f"20 requests took {elapsed:.2f} s: Redis was asked again"
+    text = scrape(client)
+    assert sample_sum(text, "redis_errors_total") == BREAKER_FAILURES
+    assert sample_sum(text, "cache_requests_total", result="error") == BREAKER_FAILURES + 20
