@@ -11,7 +11,6 @@ import json
 import os
 import random
 import signal
-import socket
 import string
 import subprocess
 import sys
@@ -300,8 +299,9 @@ class FaultTest(StackTestCase):
                 wait_for(f"{down} healthy", lambda s=down: healthy(s), timeout=60)
 
     def test_stopping_nginx_finishes_requests_in_flight(self) -> None:
-        # The app slow (paused for 2 s), a request through Nginx in flight, `compose stop nginx`
-        # 1 s in: Nginx stops gracefully (SIGQUIT, compose.yaml) and the request is answered.
+        # The app slow (paused for ~1.5 s, under Nginx's 3 s read timeout), a request through
+        # Nginx in flight, Nginx stopped 0.5 s in: Nginx stops gracefully (SIGQUIT, compose.yaml)
+        # and the request is answered. With SIGTERM (fast shutdown) curl got an empty reply.
         answers: list[object] = []
 
         def fetch() -> None:
@@ -310,85 +310,30 @@ class FaultTest(StackTestCase):
             except OSError as error:  # an empty reply, a reset: a request cut off
                 answers.append(error)
 
-        STACK.compose("pause", "py-service")
+        app = STACK.container("py-service")["Id"]
+        subprocess.run(["docker", "pause", app], check=True, capture_output=True)
         client = threading.Thread(target=fetch)
-        client.start()
         stopper = threading.Thread(target=STACK.compose, args=("stop", "nginx"))
         try:
-            time.sleep(1)
+            client.start()
+            time.sleep(0.5)
             stopper.start()
             time.sleep(1)
         finally:
-            STACK.compose("unpause", "py-service")
+            subprocess.run(["docker", "unpause", app], check=True, capture_output=True)
             client.join(timeout=20)
             if stopper.ident:  # started
                 stopper.join(timeout=30)
             nginx = STACK.container("nginx")
-            exit_code = nginx["State"]["ExitCode"]
             # Not `compose start`: it would first wait for the apps' health, which the pause
             # may have cost a check.
             subprocess.run(["docker", "start", nginx["Id"]], check=True, capture_output=True)
+        self.assertFalse(stopper.is_alive(), "compose stop nginx did not return")
+        self.assertFalse(nginx["State"]["Running"], "nginx was still running")
+        self.assertEqual(nginx["State"]["ExitCode"], 0)
         (answer,) = answers
         self.assertIsInstance(answer, Response, answer)
         self.assertEqual(answer.status, 200, answer)
-        self.assertEqual(exit_code, 0)
-
-    def test_slow_clients_do_not_starve_the_redis_variant(self) -> None:
-        # 40 connections that each send half a request and nothing more, to the variant's
-        # published port: gunicorn alone has no header-read timeout and gave each a thread until
-        # none was left (health checks failed). Through Nginx they wait in Nginx, cut off after
-        # client_header_timeout (10 s), and the app answers everyone else.
-        half_requests = []
-        try:
-            for _ in range(40):
-                connection = socket.create_connection(("127.0.0.1", STACK.redis_variant_port), 10)
-                connection.sendall(b"GET /time HTTP/1.1\r\nHost: x\r\n")
-                half_requests.append(connection)
-            for _ in range(8):
-                started = time.monotonic()
-                self.assertEqual(get(f"{STACK.redis_variant}/healthz", timeout=2).status, 200)
-                self.assertLess(time.monotonic() - started, 2)
-                time.sleep(1)
-            for connection in half_requests:
-                connection.settimeout(15)
-                self.assertFalse(connection.recv(64).startswith(b"HTTP/1.1 2"))
-        finally:
-            for connection in half_requests:
-                connection.close()
-        self.assertTrue(healthy("py-service-redis"))
-
-    def test_a_frozen_redis_does_not_stall_the_redis_variant(self) -> None:
-        # Redis paused (hung, not stopped: each command waits out REDIS_TIMEOUT) under 100
-        # keep-alive clients: after BREAKER_FAILURES timeouts a worker stops asking Redis for
-        # 5 s, so answers come back uncached at once, and /healthz stays quick meanwhile.
-        STACK.compose("pause", "redis")
-        try:
-            load = subprocess.Popen(
-                [
-                    LOADGEN,
-                    "-connections=100",
-                    "-duration=8s",
-                    "-timeout=10s",
-                    f"{STACK.redis_variant}/time",
-                ],
-                stdout=subprocess.PIPE,
-                text=True,
-            )
-            time.sleep(2)
-            waits = []
-            for _ in range(5):
-                started = time.monotonic()
-                self.assertEqual(get(f"{STACK.redis_variant}/healthz", timeout=5).status, 200)
-                waits.append(round(time.monotonic() - started, 3))
-                time.sleep(0.5)
-            report = json.loads(load.communicate(timeout=60)[0])
-        finally:
-            STACK.compose("unpause", "redis")
-        print(json.dumps(report), waits, file=sys.stderr)
-        self.assertEqual(set(report["status"]), {"200"}, report)
-        # The container's own health check gives up after 2 s; the median probe stays far below.
-        self.assertLess(sorted(waits)[len(waits) // 2], 1, waits)
-        self.assertTrue(healthy("py-service-redis"))
 
     def test_random_paths_grow_no_series_and_no_cache(self) -> None:
         rng = random.Random(20261129)

@@ -253,9 +253,6 @@ class NginxConfigTest(unittest.TestCase):
             )
             self.assertEqual(body, "Hello from py_service.\n")
             statuses.append(headers.get("X-Cache-Status"))
-        self.assertEqual(
-            served_by_app() - before, statuses.count("MISS") + statuses.count("EXPIRED")
-        )
         self.assertLessEqual(served_by_app() - before, 1, statuses)
 
     def test_uncacheable_python_responses_skip_the_cache_and_its_lock(self) -> None:
@@ -323,14 +320,25 @@ class NginxConfigTest(unittest.TestCase):
         self.assertFalse(data.startswith(b"HTTP/1.1 5"))
 
     def test_mtail_counts_cache_status_per_service(self) -> None:
-        request(self.base + "/python/static-text?mtail")
-        request(self.base + "/python/static-text?mtail")
         url = f"http://127.0.0.1:{self.mtail_port}/metrics"
         pattern = re.compile(
-            r'nginx_http_requests_total\{cache_status="HIT",code="200",prog="nginx.mtail",'
-            r'service="python"\} [1-9]'
+            r'nginx_http_requests_total\{cache_status="([A-Z]+)",code="200",prog="nginx.mtail",'
+            r'service="python"\} ([0-9.e+]+)'
         )
-        wait_until(lambda: pattern.search(request(url)[2]) is not None, timeout=10)
+
+        def counted() -> dict[str, float]:
+            return {status: float(n) for status, n in pattern.findall(request(url)[2])}
+
+        before = counted()
+        statuses = [request(self.base + "/python/static-text")[1]["X-Cache-Status"] for _ in "ab"]
+
+        def both_counted() -> bool:
+            after = counted()
+            return all(
+                after.get(s, 0) - before.get(s, 0) >= statuses.count(s) for s in set(statuses)
+            )
+
+        wait_until(both_counted, timeout=10)
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-import pybreaker
+import circuitbreaker
 import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
@@ -47,9 +47,9 @@ class NginxCache:
 
 
 # After this many Redis failures in a row (errors or timeouts), Redis is not asked at all for
-# BREAKER_RESET_S seconds; then one request tries it again (pybreaker's half-open state). A hung
-# Redis otherwise costs every request its full timeout, and the queue behind those requests
-# starves the rest (health checks included).
+# BREAKER_RESET_S seconds; then requests try it again (half-open) and one success closes the
+# breaker. A hung Redis otherwise costs every request its full timeout, and the queue behind
+# those requests starves the rest (health checks included).
 BREAKER_FAILURES = 3
 BREAKER_RESET_S = 5
 
@@ -57,10 +57,12 @@ BREAKER_RESET_S = 5
 class RedisCache:
     """Caches values in Redis for the TTL; when Redis fails it serves uncached, never an error.
 
-    A circuit breaker (pybreaker) stops asking a failing Redis for BREAKER_RESET_S seconds
-    after BREAKER_FAILURES failures in a row: uncached answers then come back in microseconds,
-    not after a timeout each. cache_requests_total{result="error"} counts every lookup served
-    without Redis, redis_errors_total only the commands that failed.
+    A circuit breaker (the circuitbreaker package) stops asking a failing Redis for
+    BREAKER_RESET_S seconds after BREAKER_FAILURES failures in a row: uncached answers then come
+    back in microseconds, not after a timeout each. It holds no lock around the Redis call, so a
+    worker's threads still reach Redis in parallel (pybreaker serialises calls under its lock).
+    cache_requests_total{result="error"} counts every lookup served without Redis,
+    redis_errors_total only the commands that failed.
 
     Responses say `Cache-Control: no-store`: Redis is the only cache in this
     mode, and letting Nginx keep them too would stack a second TTL on top and
@@ -70,25 +72,26 @@ class RedisCache:
     def __init__(
         self, client: redis.Redis, ttl: int, clock: Callable[[], float], metrics: Metrics
     ) -> None:
-        self._client = client
         self._ttl = ttl
         self._clock = clock
         self._metrics = metrics
-        self._breaker = pybreaker.CircuitBreaker(
-            fail_max=BREAKER_FAILURES,
-            reset_timeout=BREAKER_RESET_S,
-            # Only Redis' own failures count; anything else is a bug, raised as usual.
-            exclude=[lambda error: not isinstance(error, redis.RedisError)],
-            listeners=[_CountFailures(metrics)],
+        # Only Redis' own failures count; anything else is a bug, raised as usual.
+        breaker = circuitbreaker.CircuitBreaker(
+            failure_threshold=BREAKER_FAILURES,
+            recovery_timeout=BREAKER_RESET_S,
+            expected_exception=redis.RedisError,
+            name="redis",
         )
+        self._get = breaker(client.get)
+        self._set = breaker(client.set)
         # Log only when Redis goes down or comes back, not once per request of an outage.
         self._failing = False
 
     def fetch(self, key: str, compute: Callable[[], str]) -> CachedValue:
         redis_key = KEY_PREFIX + key
         try:
-            stored = self._breaker.call(self._client.get, redis_key)
-        except (redis.RedisError, pybreaker.CircuitBreakerError) as error:
+            stored = self._get(redis_key)
+        except (redis.RedisError, circuitbreaker.CircuitBreakerError) as error:
             self._record_unavailable(error)
             return _cached(compute(), "MISS", 0)
         if stored is not None:
@@ -99,8 +102,8 @@ class RedisCache:
         value = compute()
         entry = {"value": value, "stored_at": self._clock()}
         try:
-            self._breaker.call(self._client.set, redis_key, json.dumps(entry), ex=self._ttl)
-        except (redis.RedisError, pybreaker.CircuitBreakerError) as error:
+            self._set(redis_key, json.dumps(entry), ex=self._ttl)
+        except (redis.RedisError, circuitbreaker.CircuitBreakerError) as error:
             self._record_unavailable(error)
         else:
             self._record("miss")
@@ -114,22 +117,14 @@ class RedisCache:
 
     def _record_unavailable(self, error: Exception) -> None:
         self._metrics.cache_requests.labels("error").inc()
+        if isinstance(error, redis.RedisError):  # not skipped by the open breaker: it failed
+            self._metrics.redis_errors.inc()
         if not self._failing:
             self._failing = True
             log.warning(
                 "redis unavailable; serving uncached",
                 extra={"error": f"{type(error).__name__}: {error}"},
             )
-
-
-class _CountFailures(pybreaker.CircuitBreakerListener):
-    """Counts each Redis command that failed (not the ones the open breaker skipped)."""
-
-    def __init__(self, metrics: Metrics) -> None:
-        self._metrics = metrics
-
-    def failure(self, cb: pybreaker.CircuitBreaker, exc: BaseException) -> None:
-        self._metrics.redis_errors.inc()
 
 
 def _cached(value: str, status: str, age: int) -> CachedValue:

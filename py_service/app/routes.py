@@ -6,12 +6,12 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from flask import Flask, Response, jsonify, request
-from werkzeug.datastructures import MIMEAccept
 
 from py_service.app.cache import CachedValue, RouteCache
 from py_service.app.config import Config
 from py_service.app.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from py_service.app.metrics import Metrics
+from py_service.app.negotiation import preferred
 
 TEXT_MIMETYPE = "text/plain"
 JSON_MIMETYPE = "application/json"
@@ -79,8 +79,8 @@ def text_response(text: str, status: int = 200) -> Response:
 
 
 def negotiated_response(field: str, cached: CachedValue) -> Response:
-    """JSON `{field: value}` when the client prefers JSON (see preferred_type), else plain text."""
-    if preferred_type(request.accept_mimetypes) == JSON_MIMETYPE:
+    """JSON `{field: value}` when the client prefers JSON (app/negotiation.py), else text."""
+    if preferred(request.headers.getlist("Accept"), OFFERS) == JSON_MIMETYPE:
         response = jsonify({field: cached.value})
     else:
         response = text_response(cached.value)
@@ -89,22 +89,8 @@ def negotiated_response(field: str, cached: CachedValue) -> Response:
     return response
 
 
+# The negotiated routes' media types, in the server's order of preference.
 OFFERS = (TEXT_MIMETYPE, JSON_MIMETYPE)
-
-
-def preferred_type(accept: MIMEAccept) -> str:
-    """The offered type to send for a parsed Accept field (api/openapi.json, content-negotiation).
-
-    RFC 9110 section 12.5.1: werkzeug's MIMEAccept.quality gives each offer the weight of the
-    most specific range that matches it (0 when none does; ranges with a bad q are dropped when
-    parsed). The highest weight above 0 wins, ties go to the first of OFFERS, and with nothing
-    acceptable the field is disregarded: text/plain. Not MIMEAccept.best_match, whose ties go to
-    the more specific client range, so "text/*;q=0.5, application/json;q=0.5" would be JSON here
-    and text in the Go service.
-    """
-    weights = {offer: accept.quality(offer) for offer in OFFERS}
-    best = max(OFFERS, key=lambda offer: weights[offer])  # max keeps the first of equals
-    return best if weights[best] > 0 else TEXT_MIMETYPE
 
 
 def rfc3339(timestamp: float) -> str:

@@ -7,6 +7,7 @@ import logging
 import socket
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from flask import Flask
@@ -224,3 +225,23 @@ def test_a_hung_redis_is_not_asked_again_for_the_back_off(
     text = scrape(client)
     assert sample_sum(text, "redis_errors_total") == BREAKER_FAILURES
     assert sample_sum(text, "cache_requests_total", result="error") == BREAKER_FAILURES + 20
+
+
+def test_concurrent_lookups_reach_a_slow_redis_in_parallel(
+    make_app: Callable[..., Flask], unresponsive_redis: str
+) -> None:
+    # The breaker must not serialise Redis calls: 4 threads of one worker, each waiting out the
+    # 0.2 s timeout at the same time, not one after another (pybreaker's lock did: 0.2-0.8 s).
+    app = make_app(
+        cache_backend=CacheBackend.REDIS, redis_url=unresponsive_redis, redis_timeout=0.2
+    )
+
+    def timed_lookup(_: int) -> float:
+        started = time.monotonic()
+        assert app.test_client().get("/time").status_code == 200
+        return time.monotonic() - started
+
+    with ThreadPoolExecutor(4) as pool:
+        latencies = list(pool.map(timed_lookup, range(4)))
+
+    assert max(latencies) < 2 * 0.2, latencies

@@ -53,7 +53,11 @@ SCENARIOS = (
         "Nginx (no cache) → flask run",
     ),
     Scenario(
-        "python_redis", "/time, Redis variant", "/time", "gunicorn + Redis (:8001)", origin="redis"
+        "python_redis",
+        "/time, Redis variant",
+        "/time",
+        "gunicorn + Redis, via Nginx :8001",
+        origin="redis",
     ),
 )
 

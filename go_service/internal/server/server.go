@@ -129,14 +129,17 @@ func serveHTTP(ctx context.Context, ln net.Listener, handler http.Handler, ready
 	}
 
 	ready.Store(false)
+	// The listener closes before the first "Connection: close": a client
+	// told to reconnect must be refused, not queued on a listener about to
+	// close, which would reset it after it sent its request.
+	if err := listener.Close(); err != nil {
+		logger.WarnContext(ctx, "closing the listener", slog.Any("error", err))
+	}
 	draining.Store(true)
 	logger.InfoContext(ctx, "draining", slog.Duration("timeout", shutdownTimeout))
 	// ctx is already done; the drain gets its own deadline.
 	drainCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownTimeout)
 	defer cancel()
-	if err := listener.Close(); err != nil {
-		logger.WarnContext(ctx, "closing the listener", slog.Any("error", err))
-	}
 	conns.waitForNone(drainCtx, keepAliveLinger)
 	if err := srv.Shutdown(drainCtx); err != nil {
 		return fmt.Errorf("draining: %w", errors.Join(err, srv.Close()))

@@ -10,8 +10,10 @@ import (
 	"net/http"
 	"net/http/httptrace"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	vegeta "github.com/tsenart/vegeta/v12/lib"
@@ -155,30 +157,48 @@ func newClient(c Config) *http.Client {
 type tracedTransport struct{ next http.RoundTripper }
 
 func (t tracedTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	// WroteRequest runs on the transport's write goroutine, the others on the caller's.
+	var mu sync.Mutex
 	var attempts []attempt
+	last := func(update func(*attempt)) {
+		mu.Lock()
+		defer mu.Unlock()
+		if len(attempts) > 0 {
+			update(&attempts[len(attempts)-1])
+		}
+	}
 	trace := &httptrace.ClientTrace{
-		GetConn: func(string) { attempts = append(attempts, attempt{}) },
+		GetConn: func(string) {
+			mu.Lock()
+			defer mu.Unlock()
+			attempts = append(attempts, attempt{})
+		},
 		GotConn: func(info httptrace.GotConnInfo) {
-			attempts[len(attempts)-1].connected = true
-			attempts[len(attempts)-1].reused = info.Reused
+			last(func(a *attempt) { a.connected, a.reused = true, info.Reused })
 		},
 		WroteRequest: func(info httptrace.WroteRequestInfo) {
-			attempts[len(attempts)-1].written = info.Err == nil
+			last(func(a *attempt) { a.written = info.Err == nil })
 		},
 	}
 	resp, err := t.next.RoundTrip(req.WithContext(httptrace.WithClientTrace(req.Context(), trace)))
 	if err != nil {
-		return nil, connectionError{err: err, attempts: attempts}
+		mu.Lock()
+		defer mu.Unlock()
+		return nil, connectionError{err: err, attempts: slices.Clone(attempts)}
 	}
 	return resp, nil
 }
 
-// requestWritten marks, in an error message, an attempt that sent the whole request: the server
-// received it, so a failure after it is a request lost, not one never sent.
-const requestWritten = "request written"
+// requestWritten marks, in an error message, an attempt that sent the whole request; neverSent
+// marks a request that no attempt sent. Only the second is counted as not connected: any other
+// error (one after the request was written, or one reading the body, which never passes
+// through the transport) is a request lost.
+const (
+	requestWritten = "request written"
+	neverSent      = "never sent"
+)
 
-// attempt is one try of a request on one connection (the trace hooks run on the caller's
-// goroutine for HTTP/1, one attempt after another).
+// attempt is one try of a request on one connection.
 type attempt struct{ connected, reused, written bool }
 
 func (a attempt) String() string {
@@ -204,8 +224,13 @@ type connectionError struct {
 
 func (e connectionError) Error() string {
 	tries := make([]string, len(e.attempts))
+	sent := false
 	for i, a := range e.attempts {
 		tries[i] = a.String()
+		sent = sent || a.written
+	}
+	if !sent {
+		tries = append(tries, neverSent)
 	}
 	return fmt.Sprintf("%v (%s)", e.err, strings.Join(tries, "; then "))
 }
@@ -220,7 +245,7 @@ func (r *Report) count(result *vegeta.Result) {
 	switch {
 	case result.Code >= 200 && result.Code < 400:
 		return
-	case result.Code == 0 && !strings.Contains(result.Error, requestWritten):
+	case result.Code == 0 && strings.Contains(result.Error, neverSent):
 		r.NotConnected++
 	default:
 		r.Failed++

@@ -2,6 +2,7 @@ package load
 
 import (
 	"context"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -127,6 +128,33 @@ func TestRunSeparatesNotConnectedFromFailed(t *testing.T) {
 	// One message per kind of error, not one per client port.
 	if len(report.Errors) != 2 {
 		t.Errorf("Errors = %v, want the refusal and the hang-up, once each", report.Errors)
+	}
+}
+
+// A response cut off mid-body fails while reading it, after the transport returned: a request
+// lost, never counted as not connected.
+func TestRunCountsACutOffBodyAsFailed(t *testing.T) {
+	cutOff := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", "100")
+		w.WriteHeader(http.StatusOK)
+		io.WriteString(w, "partial")
+		w.(http.Flusher).Flush()
+		conn, _, err := http.NewResponseController(w).Hijack()
+		if err == nil {
+			conn.Close()
+		}
+	}))
+	defer cutOff.Close()
+
+	report, err := Run(context.Background(), Config{
+		Targets: []string{cutOff.URL}, Connections: 1, Duration: 30 * time.Second, MaxRequests: 5, Timeout: time.Second,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if report.NotConnected != 0 || report.Failed < 5 {
+		t.Errorf("NotConnected = %d, Failed = %d of %d: want every cut-off response failed (errors: %v)",
+			report.NotConnected, report.Failed, report.Requests, report.Errors)
 	}
 }
 
