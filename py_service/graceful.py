@@ -3,16 +3,20 @@
 gunicorn 27's gthread worker, told to stop, unregisters its listening socket but keeps it open
 until its in-flight requests are done: connections the kernel queues meanwhile are never accepted,
 and are reset when the socket finally closes, after the client sent its request. This module makes
-each worker take what is queued and close the socket at once instead, as Nginx and Go's
-http.Server do: a client is then refused (and may retry elsewhere), not reset. Requests already
+the first worker told to stop take what is queued and shut the (shared) socket down at once, as
+Nginx and Go's http.Server stop listening: a client is then refused (and may retry elsewhere), not
+reset. Requests already
 received are answered by gunicorn itself, with "Connection: close" (RFC 9112 section 9.6), and its
 idle keep-alive connections are kept for a short linger (gthread's STOP_KEEPALIVE_LINGER).
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import select
 import signal
+import socket
 from collections.abc import Callable
 from typing import Any
 
@@ -26,45 +30,70 @@ def stop_listening_on_sigterm(worker: Any, install: SignalInstaller = signal.sig
     `handle_exit`, `alive` and `cfg.backlog`; replaces `worker.accept` and installs a SIGTERM
     handler with `install` (signal.signal; a test passes its own).
 
-    What is reset is at most what completes its TCP handshake between the last accept and the
-    close of the socket's last holder: inherent to TCP, and a fresh connection, which a proxy in
-    front (Nginx's proxy_next_upstream) or the client may retry.
+    On SIGTERM, on the worker's event loop: take what is queued on the listening socket, shut
+    the socket down (the kernel's socket, which the master and every worker share: it stops
+    listening for all of them at once, so new connections are refused, not queued behind a
+    worker that will not accept them), then begin gunicorn's graceful exit, whose answers say
+    "Connection: close". In that order, a client told to reconnect is refused, never queued on
+    a socket about to close. What is still reset is a connection completing its handshake
+    between the last accept and the shutdown: inherent to TCP, a fresh connection, which a
+    proxy in front (Nginx's proxy_next_upstream) or the client may retry.
     """
-    listening = list(worker.sockets)
     closed: set[int] = set()
 
-    def stop_listening() -> None:
+    def forget(listener: Any) -> None:
+        """This worker neither polls nor holds listener any more."""
         worker.set_accept_enabled(False)
-        while listening:
-            listener = listening.pop()
-            # The socket is shared with the master and the other workers, and whichever closes
-            # it last resets what is queued on it: take what is queued, then close.
+        if listener in worker.sockets:  # run() registers worker.sockets when it re-enables
+            worker.sockets.remove(listener)
+        closed.add(id(listener))
+        listener.close()
+
+    def stop_listening() -> None:
+        for listener in list(worker.sockets):
+            worker.set_accept_enabled(False)
             for _ in range(worker.cfg.backlog):
                 if not select.select([listener], [], [], 0)[0]:
                     break
-                accept_open(listener)
-            closed.add(id(listener))
-            listener.close()
+                try:
+                    accept_open(listener)
+                except OSError as error:
+                    if error.errno != errno.EINVAL:
+                        raise
+                    break  # another worker shut it down first
+            with contextlib.suppress(OSError):  # already shut down by another worker
+                listener.shutdown(socket.SHUT_RD)
+            forget(listener)
 
     # stop_listening runs as a callback of the worker's event loop, and the same batch of events
     # may still hold a readiness event of the listener it closed: gunicorn would then call accept
     # on a closed socket, and the worker would die with every connection it holds (seen under
     # load: "'NoneType' object has no attribute 'accept'", then resets of requests already
-    # sent). Such a stale event is skipped. run() registers worker.accept after post_worker_init,
-    # so the event loop calls this one.
+    # sent). Such a stale event is skipped. A socket another worker shut down is readable and
+    # its accept fails with EINVAL: this worker lets go of it too. run() registers worker.accept
+    # after post_worker_init, so the event loop calls this one.
     accept_open = worker.accept
 
     def accept(listener: Any) -> None:
-        if id(listener) not in closed:
+        if id(listener) in closed:
+            return
+        try:
             accept_open(listener)
+        except OSError as error:
+            if error.errno != errno.EINVAL:
+                raise
+            forget(listener)
 
     worker.accept = accept
     begin_graceful_exit = worker.handle_exit
 
     def handle_exit(sig: int, frame: Any) -> None:
-        begin_graceful_exit(sig, frame)
+        def stop() -> None:
+            stop_listening()
+            begin_graceful_exit(sig, frame)  # from here on, answers say "Connection: close"
+
         # On the worker's event loop, never from a signal handler that interrupted an accept.
-        worker.method_queue.defer(stop_listening)
+        worker.method_queue.defer(stop)
 
     install(signal.SIGTERM, handle_exit)
     if not worker.alive:  # SIGTERM arrived while this worker was loading the app

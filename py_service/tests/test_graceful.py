@@ -1,4 +1,4 @@
-"""py_service.graceful against a worker with gunicorn's ThreadWorker interface and real sockets."""
+"""py_service.graceful against workers with gunicorn's ThreadWorker interface and real sockets."""
 
 from __future__ import annotations
 
@@ -32,25 +32,37 @@ class MethodQueue:
             self.pending.pop(0)()
 
 
+def refuses(address: tuple[str, int]) -> bool:
+    try:
+        socket.create_connection(address, timeout=5).close()
+    except ConnectionRefusedError:
+        return True
+    return False
+
+
 class Worker:
     """The parts of gunicorn's ThreadWorker that the hook uses; accept really accepts."""
 
-    def __init__(self, listener: socket.socket) -> None:
+    def __init__(self, listener: socket.socket, address: tuple[str, int]) -> None:
         self.sockets = [listener]
+        self.address = address
         self.cfg = Config()
         self.method_queue = MethodQueue()
         self.alive = True
         self.accepting = True
         self.accepted: list[socket.socket] = []
+        self.refused_when_exit_began: bool | None = None
 
     def set_accept_enabled(self, enabled: bool) -> None:
         self.accepting = enabled
 
     def accept(self, listener: socket.socket) -> None:
-        conn, _ = listener.accept()  # on a closed socket: OSError, as gunicorn's dies
+        conn, _ = listener.accept()  # on a closed or shut down socket: OSError, as gunicorn's
         self.accepted.append(conn)
 
     def handle_exit(self, sig: int, frame: Any) -> None:
+        # gunicorn's: from here on every answer says "Connection: close".
+        self.refused_when_exit_began = refuses(self.address)
         self.alive = False
 
 
@@ -62,32 +74,30 @@ def listener() -> Iterator[socket.socket]:
     sock.close()
 
 
-def connect(address: tuple[str, int]) -> socket.socket:
-    return socket.create_connection(address, timeout=5)
-
-
 def install_on(worker: Worker) -> Callable[[int, Any], None]:
     handlers: dict[int, Callable[[int, Any], None]] = {}
     stop_listening_on_sigterm(worker, install=lambda sig, handler: handlers.update({sig: handler}))
     return handlers[signal.SIGTERM]
 
 
-def test_sigterm_takes_what_is_queued_then_closes(listener: socket.socket) -> None:
+def test_sigterm_takes_what_is_queued_then_stops_listening(listener: socket.socket) -> None:
     address = listener.getsockname()
-    worker = Worker(listener)
+    worker = Worker(listener, address)
     sigterm = install_on(worker)
-    queued = [connect(address) for _ in range(3)]  # handshakes done, not yet accepted
+    queued = [socket.create_connection(address, timeout=5) for _ in range(3)]
 
     sigterm(signal.SIGTERM, None)
-    assert not worker.alive
+    assert worker.alive, "the graceful exit began inside the signal handler"
     assert worker.accepting, "stopped listening inside the signal handler, not on the event loop"
     worker.method_queue.run()
 
     assert not worker.accepting
+    assert not worker.alive
     assert len(worker.accepted) == len(queued), "a queued connection was left to be reset"
+    assert worker.refused_when_exit_began, "answers said Connection: close while still listening"
     assert listener.fileno() == -1
-    with pytest.raises(ConnectionRefusedError):
-        connect(address)
+    assert worker.sockets == []
+    assert refuses(address)
     for conn in queued + worker.accepted:
         conn.close()
 
@@ -96,7 +106,7 @@ def test_a_stale_accept_event_after_the_close_is_skipped(listener: socket.socket
     # The event loop's batch held the listener's readiness event and the SIGTERM callback: the
     # callback closed the socket, then the batch goes on to the accept. Without the guard the
     # accept raises on the closed socket and gunicorn's worker dies with its connections.
-    worker = Worker(listener)
+    worker = Worker(listener, listener.getsockname())
     sigterm = install_on(worker)
     sigterm(signal.SIGTERM, None)
     worker.method_queue.run()
@@ -105,10 +115,29 @@ def test_a_stale_accept_event_after_the_close_is_skipped(listener: socket.socket
     assert worker.accepted == []
 
 
+def test_the_first_worker_stops_the_socket_for_all(listener: socket.socket) -> None:
+    # Workers share one kernel socket (forked from the master): once one shuts it down at
+    # SIGTERM, a connection is refused even though another worker still holds a descriptor,
+    # and that worker, woken by the dead socket, lets it go instead of dying on accept.
+    address = listener.getsockname()
+    shared = socket.socket(fileno=socket.dup(listener.fileno()))
+    first, other = Worker(listener, address), Worker(shared, address)
+    install_on(other)
+    install_on(first)(signal.SIGTERM, None)
+    first.method_queue.run()
+
+    assert refuses(address)
+    other.accept(shared)  # a readiness event of the shut down socket: EINVAL inside
+    assert other.accepted == []
+    assert other.sockets == []
+    assert shared.fileno() == -1
+    assert other.alive, "the other worker stops only at its own SIGTERM"
+
+
 def test_accept_still_works_before_the_stop(listener: socket.socket) -> None:
-    worker = Worker(listener)
+    worker = Worker(listener, listener.getsockname())
     install_on(worker)
-    client = connect(listener.getsockname())
+    client = socket.create_connection(listener.getsockname(), timeout=5)
     worker.accept(listener)
     assert len(worker.accepted) == 1
     client.close()
@@ -116,7 +145,7 @@ def test_accept_still_works_before_the_stop(listener: socket.socket) -> None:
 
 
 def test_sigterm_while_loading_the_app_stops_listening_at_once(listener: socket.socket) -> None:
-    worker = Worker(listener)
+    worker = Worker(listener, listener.getsockname())
     worker.alive = False  # gunicorn's handler ran before the hook was installed
     install_on(worker)
     assert listener.fileno() == -1
