@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import os
 import select
 import signal
 import socket
@@ -23,23 +24,32 @@ from typing import Any
 SignalInstaller = Callable[[int, Callable[[int, Any], None]], object]
 
 
-def stop_listening_on_sigterm(worker: Any, install: SignalInstaller = signal.signal) -> None:
+def stop_listening_on_sigterm(
+    worker: Any,
+    install: SignalInstaller = signal.signal,
+    parent_listens: Callable[[Any], bool] | None = None,
+) -> None:
     """Make `worker` (gunicorn's ThreadWorker, in post_worker_init) stop listening on SIGTERM.
 
     Uses the worker's `sockets`, `set_accept_enabled`, `accept`, `method_queue.defer`,
     `handle_exit`, `alive` and `cfg.backlog`; replaces `worker.accept` and installs a SIGTERM
-    handler with `install` (signal.signal; a test passes its own).
+    handler with `install` (signal.signal; a test passes its own). `parent_listens(listener)`
+    tells whether gunicorn's master still holds the socket (default: its /proc/PPID/fd).
 
-    On SIGTERM, on the worker's event loop: take what is queued on the listening socket, shut
-    the socket down (the kernel's socket, which the master and every worker share: it stops
+    On SIGTERM, on the worker's event loop: take what is queued on the listening socket; if the
+    master has closed its own copy (it does so first when it stops, Arbiter.stop), shut the
+    socket down (the kernel's socket, which the master and every worker share: it stops
     listening for all of them at once, so new connections are refused, not queued behind a
-    worker that will not accept them), then begin gunicorn's graceful exit, whose answers say
-    "Connection: close". In that order, a client told to reconnect is refused, never queued on
-    a socket about to close. What is still reset is a connection completing its handshake
-    between the last accept and the shutdown: inherent to TCP, a fresh connection, which a
-    proxy in front (Nginx's proxy_next_upstream) or the client may retry.
+    worker that will not accept them), else only close this worker's copy (a worker retired by
+    a reload, HUP, or by fewer workers, TTOU, while the server goes on); then begin gunicorn's
+    graceful exit, whose answers say "Connection: close". In that order, a client told to
+    reconnect is refused, never queued on a socket about to close. What is still reset is a
+    connection completing its handshake between the last accept and the shutdown: inherent to
+    TCP, a fresh connection, which a proxy in front (Nginx's proxy_next_upstream) or the client
+    may retry.
     """
     closed: set[int] = set()
+    listens = parent_listens or _parent_listens
 
     def forget(listener: Any) -> None:
         """This worker neither polls nor holds listener any more."""
@@ -61,8 +71,9 @@ def stop_listening_on_sigterm(worker: Any, install: SignalInstaller = signal.sig
                     if error.errno != errno.EINVAL:
                         raise
                     break  # another worker shut it down first
-            with contextlib.suppress(OSError):  # already shut down by another worker
-                listener.shutdown(socket.SHUT_RD)
+            if not listens(listener):  # the server is stopping, not just this worker
+                with contextlib.suppress(OSError):  # already shut down by another worker
+                    listener.shutdown(socket.SHUT_RD)
             forget(listener)
 
     # stop_listening runs as a callback of the worker's event loop, and the same batch of events
@@ -98,3 +109,21 @@ def stop_listening_on_sigterm(worker: Any, install: SignalInstaller = signal.sig
     install(signal.SIGTERM, handle_exit)
     if not worker.alive:  # SIGTERM arrived while this worker was loading the app
         stop_listening()
+
+
+def _parent_listens(listener: Any) -> bool:
+    """Whether this process's parent (gunicorn's master) holds a descriptor of listener's socket,
+    read from /proc/PPID/fd (Linux; the same user may read it). True when it cannot be told: the
+    safe side is to close only this worker's copy."""
+    mine = os.fstat(listener.fileno())
+    fds = f"/proc/{os.getppid()}/fd"
+    try:
+        names = os.listdir(fds)
+    except OSError:
+        return True
+    for name in names:
+        with contextlib.suppress(OSError):  # closed meanwhile
+            theirs = os.stat(f"{fds}/{name}")
+            if (theirs.st_dev, theirs.st_ino) == (mine.st_dev, mine.st_ino):
+                return True
+    return False

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import signal
 import socket
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -11,6 +13,7 @@ from typing import Any
 import pytest
 
 from py_service.graceful import stop_listening_on_sigterm
+from py_service.tests.support import child_process_env
 
 
 @dataclass
@@ -74,9 +77,15 @@ def listener() -> Iterator[socket.socket]:
     sock.close()
 
 
-def install_on(worker: Worker) -> Callable[[int, Any], None]:
+def install_on(worker: Worker, master_listens: bool = False) -> Callable[[int, Any], None]:
+    """Installs the hook; master_listens: whether gunicorn's master still holds the socket (it
+    closed it first when the whole server stops; it keeps it when only this worker retires)."""
     handlers: dict[int, Callable[[int, Any], None]] = {}
-    stop_listening_on_sigterm(worker, install=lambda sig, handler: handlers.update({sig: handler}))
+    stop_listening_on_sigterm(
+        worker,
+        install=lambda sig, handler: handlers.update({sig: handler}),
+        parent_listens=lambda _: master_listens,
+    )
     return handlers[signal.SIGTERM]
 
 
@@ -132,6 +141,47 @@ def test_the_first_worker_stops_the_socket_for_all(listener: socket.socket) -> N
     assert other.sockets == []
     assert shared.fileno() == -1
     assert other.alive, "the other worker stops only at its own SIGTERM"
+
+
+def test_a_retired_worker_closes_only_its_own_copy(listener: socket.socket) -> None:
+    # A reload (HUP) or fewer workers (TTOU) sends SIGTERM to one worker while the master and
+    # the other workers go on serving: the socket must keep listening for them.
+    address = listener.getsockname()
+    master = socket.socket(fileno=socket.dup(listener.fileno()))
+    worker = Worker(listener, address)
+    install_on(worker, master_listens=True)(signal.SIGTERM, None)
+    worker.method_queue.run()
+
+    assert listener.fileno() == -1
+    assert not refuses(address), "the server stopped listening because one worker retired"
+    master.close()
+
+
+def test_the_parent_holding_the_socket_is_seen_in_proc() -> None:
+    # The real check, against a real parent: this process plays gunicorn's master.
+    sock = socket.create_server(("127.0.0.1", 0))
+    child = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import socket, sys; from py_service.graceful import _parent_listens as p; "
+            f"s = socket.socket(fileno={sock.fileno()}); print(p(s), flush=True); "
+            "sys.stdin.readline(); print(p(s), flush=True)",
+        ],
+        pass_fds=[sock.fileno()],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env=child_process_env(),
+    )
+    assert child.stdout is not None
+    assert child.stdin is not None
+    assert child.stdout.readline().strip() == "True"
+    sock.close()  # the master closes its copy first when it stops
+    child.stdin.write("\n")
+    child.stdin.flush()
+    assert child.stdout.readline().strip() == "False"
+    assert child.wait(timeout=30) == 0
 
 
 def test_accept_still_works_before_the_stop(listener: socket.socket) -> None:
