@@ -148,7 +148,8 @@ func newClient(c Config) *http.Client {
 }
 
 // tracedTransport says, in each transport error, what happened to the request on each connection
-// it was tried on: "... (reused connection, request written; then fresh connection, not written)".
+// it was tried on: "... (reused connection, request written; then no connection)", and "never
+// sent" when no attempt wrote it.
 // That tells a shutdown's failure modes apart: a reset on a fresh connection that carried a
 // request means the server's kernel completed the handshake and the connection was dropped before
 // the server answered; on a reused one, that an idle keep-alive connection was closed as the
