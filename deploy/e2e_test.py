@@ -1,16 +1,18 @@
 """End-to-end test of the stack: real Docker engine, real images, through Nginx on loopback.
 
 Brings a stack up (a Compose project of its own, on ports of its own) with the same script as
-`bazel run //deploy:up`, checks both cache layers,
-Prometheus targets and counters, and every Grafana dashboard query against the live Prometheus;
-tears the stack down at the end. Failures (apps and Redis stopped, load, SIGTERM, random paths)
-are deploy/fault_test.py's.
+`bazel run //deploy:up`, checks both cache layers, Prometheus targets and counters, that Nginx's
+metrics count a burst exactly, every Grafana dashboard query against the live Prometheus, and that
+a service going down pages a webhook (and its recovery too); tears the stack down at the end.
+Failures (apps and Redis stopped, load, SIGTERM, random paths) are deploy/fault_test.py's.
 """
 
 import json
 import subprocess
 import sys
 import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from ipaddress import ip_address, ip_network
 
 from deploy.stack_harness import (
@@ -20,11 +22,17 @@ from deploy.stack_harness import (
     StackTestCase,
     free_port,
     get,
+    loadgen,
     main,
     wait_for,
 )
 
-LOADERS = sys.argv[1:]
+LOADGEN = sys.argv[1]
+LOADERS = sys.argv[2:]
+NET = 48
+# The webhook receiver this test runs on the stack's network, at a fixed host number below the
+# subnet's ip_range (compose.yaml), so Alertmanager's URL is known before the stack is up.
+WEBHOOK_HOST = 20
 # A project, free ports and a subnet of its own: runs beside fault_test and the user's own stack.
 STACK = Stack(
     project="cache-platform-e2e",
@@ -32,15 +40,73 @@ STACK = Stack(
     prometheus_port=free_port(),
     redis_variant_port=free_port(),
     grafana_port=free_port(),
-    net=48,
+    alertmanager_port=free_port(),
+    net=NET,
+    alert_webhook_url=f"http://10.213.{NET}.{WEBHOOK_HOST}:9000/",
 )
 NGINX = STACK.nginx
 PROMETHEUS = STACK.prometheus
+# Upper bounds on an alert's delivery, from the configs: ServiceDown's `for` (30 s) + a scrape and
+# a rule evaluation (5 s each) + Alertmanager's group_wait (5 s) = 45 s to fire; a scrape, an
+# evaluation and group_interval (30 s) = 40 s to resolve. Stated with margin for a loaded machine.
+FIRING_WITHIN = 90
+RESOLVED_WITHIN = 90
+
+# Records each webhook notification (Alertmanager's JSON) and serves the list back on GET /.
+RECEIVER = """
+import http.server, json
+received = []
+class Receiver(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):
+        received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+        self.send_response(200); self.end_headers()
+    def do_GET(self):
+        body = json.dumps(received).encode()
+        self.send_response(200); self.send_header("Content-Length", str(len(body)))
+        self.end_headers(); self.wfile.write(body)
+http.server.ThreadingHTTPServer(("0.0.0.0", 9000), Receiver).serve_forever()
+"""
 
 
 class StackTest(StackTestCase):
     stack = STACK
     loaders = LOADERS
+
+    @classmethod
+    def setUpClass(cls) -> None:
+        super().setUpClass()
+        # Removed before the stack goes down (cleanups run last-in first-out): its network must
+        # be empty to be removed.
+        name = f"{STACK.project}-webhook"
+        cls.addClassCleanup(subprocess.run, ["docker", "rm", "--force", name], capture_output=True)
+        subprocess.run(
+            # The py-service image: a Python on the stack's network, non-root, read-only.
+            [
+                "docker",
+                "run",
+                "--detach",
+                "--name",
+                name,
+                "--network",
+                f"{STACK.project}_default",
+                "--ip",
+                STACK.address(WEBHOOK_HOST),
+                "--read-only",
+                "--user",
+                "65532:65532",
+                "--cap-drop",
+                "ALL",
+                "--entrypoint",
+                "/usr/bin/python3.13",
+                "cache-platform/py-service:dev",
+                "-c",
+                RECEIVER,
+            ],
+            check=True,
+            capture_output=True,
+        )
+        cls.webhook = f"http://{STACK.address(WEBHOOK_HOST)}:9000/"
+        wait_for("the webhook receiver", lambda: get(cls.webhook).status == 200, timeout=30)
 
     def test_1_go_time_is_cached_in_process_for_ttl(self) -> None:
         first = get(f"{NGINX}/go/time")
@@ -98,7 +164,7 @@ class StackTest(StackTestCase):
             self.fail(self.last_check)
 
     def test_5_reserved_addresses_lie_outside_the_dynamic_pool(self) -> None:
-        # The apps' and mtail's fixed addresses are below ip_range, the pool Docker hands out to
+        # The apps' fixed addresses are below ip_range, the pool Docker hands out to
         # every other container: none can take a reserved one, after a daemon restart or not.
         network = json.loads(
             subprocess.run(
@@ -111,13 +177,100 @@ class StackTest(StackTestCase):
         (config,) = network["IPAM"]["Config"]
         subnet, pool = ip_network(config["Subnet"]), ip_network(config.get("IPRange", "0.0.0.0/0"))
         self.assertTrue(pool.subnet_of(subnet), config)
-        for service in ("go-service", "py-service", "mtail", "nginx", "prometheus"):
+        for service in ("go-service", "py-service", "nginx", "prometheus", "alertmanager"):
             with self.subTest(service=service):
                 (settings,) = STACK.container(service)["NetworkSettings"]["Networks"].values()
                 address = ip_address(settings["IPAddress"])
                 self.assertIn(address, subnet)
-                reserved = service in ("go-service", "py-service", "mtail")
+                reserved = service in ("go-service", "py-service")
                 self.assertEqual(address in pool, not reserved, f"{address} and {pool}")
+
+    def test_6_nginx_counts_every_request_exactly(self) -> None:
+        # A burst straight to Nginx's container address (the stack's own path, no userland
+        # proxy), over every kind of route: Nginx's answer (ceiling, 404), the Go service, the
+        # Python service's cache HITs and its uncached routes. Two generators at once, so that the
+        # uncached routes, which gunicorn answers at a fraction of the others' rate, do not set
+        # the pace of the rest. Prometheus' counters must grow by exactly what was answered, per
+        # service and cache status: nothing is lost, nothing counted twice.
+        nginx = STACK.nginx_direct()
+        fast = ["/bench/ceiling", "/go/time", "/python/time", "/python/static-text", "/nope"]
+        slow = ["/python/", "/go/static-text"]
+        before = self.nginx_counts_after(time.time())
+        with ThreadPoolExecutor(2) as pool:
+            runs = [
+                pool.submit(
+                    loadgen,
+                    LOADGEN,
+                    *(nginx + p for p in paths),
+                    connections=n,
+                    seconds=15,
+                    max_requests=limit,
+                    tally_header="X-Cache-Status",
+                )
+                for paths, n, limit in ((fast, 50, 150_000), (slow, 8, 10_000))
+            ]
+            reports = [run.result() for run in runs]
+        after = self.nginx_counts_after(time.time())
+
+        sent: Counter[tuple[str, str]] = Counter()
+        for report in reports:
+            self.assertEqual(report["errors"], {}, report)
+            for answer in report["answers"]:
+                path = answer["target"].removeprefix(nginx)
+                service = {"/go/": "go", "/python/": "python"}.get(
+                    path[: path.find("/", 1) + 1], "nginx"
+                )
+                sent[(service, answer["header"] or "-")] += answer["count"]
+        counted = Counter({key: after[key] - before.get(key, 0) for key in after})
+        print(f"burst: {[round(r['rps']) for r in reports]} req/s; answered {dict(sent)}")
+        self.assertEqual(+counted, +sent)
+
+    def test_9_a_service_down_pages_the_webhook_and_so_does_its_recovery(self) -> None:
+        # Last: it stops the Go service for a minute or two.
+        STACK.compose("stop", "go-service")
+        stopped = time.monotonic()
+        try:
+            wait_for(
+                "ServiceDown (firing) at the webhook",
+                lambda: self.paged("firing"),
+                timeout=FIRING_WITHIN,
+            )
+            print(f"ServiceDown delivered {time.monotonic() - stopped:.0f} s after the stop")
+        finally:
+            STACK.compose("start", "go-service")
+        started = time.monotonic()
+        wait_for(
+            "ServiceDown (resolved) at the webhook",
+            lambda: self.paged("resolved"),
+            timeout=RESOLVED_WITHIN,
+        )
+        print(f"its resolution delivered {time.monotonic() - started:.0f} s after the start")
+
+    def paged(self, status: str) -> bool:
+        """Whether the webhook got a ServiceDown notification for the Go service with status."""
+        notifications = json.loads(get(self.webhook).body)
+        return any(
+            alert["status"] == status
+            and alert["labels"].get("alertname") == "ServiceDown"
+            and alert["labels"].get("job") == "go-service"
+            for notification in notifications
+            for alert in notification["alerts"]
+        )
+
+    def nginx_counts_after(self, moment: float) -> dict[tuple[str, str], float]:
+        """Prometheus' nginx_http_requests_total by (service, cache_status), from a scrape taken
+        after `moment` (Unix seconds): the raw counters, not increase(), which extrapolates."""
+        query = "sum by (service, cache_status) (nginx_http_requests_total)"
+        newest = "max(timestamp(nginx_http_requests_total))"
+        wait_for(
+            "a scrape of Nginx after the moment",
+            lambda: self.value(newest) > moment + 0.5,
+            timeout=30,
+        )
+        return {
+            (r["metric"]["service"], r["metric"]["cache_status"]): float(r["value"][1])
+            for r in STACK.prometheus_query(query)
+        }
 
     @staticmethod
     def targets() -> list[dict]:

@@ -25,6 +25,7 @@ from deploy.stack_harness import (
     StackTestCase,
     free_port,
     get,
+    loadgen,
     main,
     metric_samples,
     wait_for,
@@ -40,13 +41,22 @@ STACK = Stack(
     prometheus_port=free_port(),
     redis_variant_port=free_port(),
     grafana_port=free_port(),
+    alertmanager_port=free_port(),
     net=49,
     profiles="redis",
     py_cache_ttl=5,
 )
 NGINX = STACK.nginx
 NGINX_READ_TIMEOUT = 3  # s: proxy_read_timeout in deploy/nginx/nginx.conf
-SERVICES = ("go-service", "py-service", "redis", "py-service-redis", "mtail", "nginx", "prometheus")
+SERVICES = (
+    "go-service",
+    "py-service",
+    "redis",
+    "py-service-redis",
+    "nginx",
+    "prometheus",
+    "alertmanager",
+)
 MIXED = [
     f"{NGINX}/go/",
     f"{NGINX}/go/static-text",
@@ -55,17 +65,6 @@ MIXED = [
     f"{NGINX}/python/static-text",
     f"{NGINX}/python/time",
 ]
-
-
-def loadgen(*urls: str, connections: int, seconds: float) -> dict[str, Any]:
-    result = subprocess.run(
-        [LOADGEN, f"-connections={connections}", f"-duration={seconds}s", "-timeout=10s", *urls],
-        check=True,
-        capture_output=True,
-        text=True,
-        timeout=seconds + 60,
-    )
-    return json.loads(result.stdout)
 
 
 UNITS = {"B": 1, "KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30}
@@ -168,7 +167,7 @@ class FaultTest(StackTestCase):
         )
 
     def test_60s_of_200_connections_over_mixed_endpoints(self) -> None:
-        services = ("go-service", "py-service", "nginx", "mtail", "prometheus")
+        services = ("go-service", "py-service", "nginx", "prometheus", "alertmanager")
         limits = {s: STACK.container(s)["HostConfig"]["Memory"] for s in services}
         restarts = {s: STACK.container(s)["RestartCount"] for s in services}
         peaks: dict[str, int] = {}
@@ -182,7 +181,7 @@ class FaultTest(StackTestCase):
         sampler = threading.Thread(target=sample_memory)
         sampler.start()
         try:
-            report = loadgen(*MIXED, connections=200, seconds=60)
+            report = loadgen(LOADGEN, *MIXED, connections=200, seconds=60)
         finally:
             done.set()
             sampler.join()
@@ -270,10 +269,10 @@ class FaultTest(StackTestCase):
         self.assertLess(max(waits), NGINX_READ_TIMEOUT + 1, waits)
 
     def test_nginx_starts_and_serves_whatever_else_is_down(self) -> None:
-        # Each app and the metrics sink stopped in turn, then Nginx restarted: it starts, the
-        # other routes answer, the stopped app's route gets its short 502 and comes back when the
-        # app does, with no second restart.
-        routes = {"go-service": "/go/time", "py-service": "/python/", "mtail": None}
+        # Each app stopped in turn, then Nginx restarted: it starts, the other route answers, the
+        # stopped app's route gets its short 502 and comes back when the app does, with no second
+        # restart.
+        routes = {"go-service": "/go/time", "py-service": "/python/"}
         nginx = STACK.container("nginx")["Id"]
         for down, route in routes.items():
             with self.subTest(down=down):

@@ -6,7 +6,7 @@ STACK_LOADERS = [
     "//py_service:load",
     "//deploy/nginx:load",
     "//deploy/prometheus:load",
-    "//deploy/mtail:load",
+    "//deploy/alertmanager:load",
     "//deploy/redis:load",
 ]
 

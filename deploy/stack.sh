@@ -52,6 +52,15 @@ grafana_password() {
   cat "$file"
 }
 
+# The file Alertmanager reads its webhook URL from (compose.yaml, configs), one per project.
+alert_webhook_url_file() {
+  local file="${XDG_STATE_HOME:-$HOME/.local/state}/cache-platform/$PROJECT/alert-webhook-url"
+  mkdir -p "$(dirname "$file")"
+  printf '%s\n' "${ALERT_WEBHOOK_URL:-http://nginx:9145/alerts}" >"$file"
+  chmod 0644 "$file"
+  echo "$file"
+}
+
 up() {
   ensure_engine_and_compose
   # One `docker load` at a time on this machine: two stacks coming up together (the tests) would
@@ -83,8 +92,9 @@ URLS
 command="${1:?usage: stack.sh up|down|logs|ps}"
 shift
 # compose.yaml refuses to run without it (never admin/admin), for every command.
-export GRAFANA_ADMIN_PASSWORD GRAFANA_IMAGE
+export GRAFANA_ADMIN_PASSWORD GRAFANA_IMAGE ALERT_WEBHOOK_URL_FILE
 GRAFANA_ADMIN_PASSWORD="$(grafana_password)"
+ALERT_WEBHOOK_URL_FILE="$(alert_webhook_url_file)"
 case "$command" in
 up) up "$@" ;;
 down)

@@ -18,7 +18,7 @@ import urllib.request
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 RUNFILES = Path.cwd()
 WORKSPACE = Path(os.path.realpath("deploy/compose.yaml")).parent.parent
@@ -60,14 +60,16 @@ class Stack:
     prometheus_port: int
     redis_variant_port: int
     grafana_port: int
+    alertmanager_port: int
     net: int
     profiles: str = ""
     py_cache_ttl: int = 60
+    # Where Alertmanager delivers; "" keeps compose.yaml's default.
+    alert_webhook_url: str = ""
 
     # Host numbers in the subnet, fixed in compose.yaml (GO_SERVICE_IP and the like).
     GO_SERVICE: ClassVar[int] = 10
     PY_SERVICE: ClassVar[int] = 11
-    MTAIL: ClassVar[int] = 12
 
     def address(self, host: int) -> str:
         return f"10.213.{self.net}.{host}"
@@ -101,12 +103,16 @@ class Stack:
             PROMETHEUS_PORT=str(self.prometheus_port),
             REDIS_VARIANT_PORT=str(self.redis_variant_port),
             GRAFANA_PORT=str(self.grafana_port),
+            ALERTMANAGER_PORT=str(self.alertmanager_port),
             STACK_SUBNET=f"{self.address(0)}/24",
             STACK_IP_RANGE=f"{self.address(128)}/25",
             GO_SERVICE_IP=self.address(self.GO_SERVICE),
             PY_SERVICE_IP=self.address(self.PY_SERVICE),
-            MTAIL_IP=self.address(self.MTAIL),
             PY_CACHE_TTL=str(self.py_cache_ttl),
+            **({"ALERT_WEBHOOK_URL": self.alert_webhook_url} if self.alert_webhook_url else {}),
+            # compose.yaml refuses to load without these; stack.sh sets its own for `up`, and the
+            # tests' own compose commands (ps, stop, start) create no container.
+            ALERT_WEBHOOK_URL_FILE=os.devnull,
             # compose.yaml refuses to start Grafana without one.
             GRAFANA_ADMIN_PASSWORD=os.environ.get(
                 "GRAFANA_ADMIN_PASSWORD", secrets.token_urlsafe(18)
@@ -127,6 +133,11 @@ class Stack:
         if result.returncode:
             raise AssertionError(f"docker compose {' '.join(args)}: {result.stderr.strip()}")
         return result.stdout
+
+    def nginx_direct(self) -> str:
+        """Nginx's own address on the stack's network (no published port, no userland proxy)."""
+        (settings,) = self.container("nginx")["NetworkSettings"]["Networks"].values()
+        return f"http://{settings['IPAddress']}:8080"
 
     def container(self, service: str) -> dict:
         """`docker inspect` of a service's container."""
@@ -167,6 +178,23 @@ def wait_for(what: str, check: Callable[[], bool], timeout: float) -> None:
             pass
         time.sleep(0.5)
     raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def loadgen(
+    binary: str, *urls: str, connections: int, seconds: float, **flags: str | int
+) -> dict[str, Any]:
+    """Runs //tools/bench/cmd/loadgen (bounded by `seconds`) and returns its JSON report.
+    flags: more loadgen flags, e.g. max_requests=1000 for -max-requests=1000."""
+    extra = [f"-{name.replace('_', '-')}={value}" for name, value in flags.items()]
+    fixed = [f"-connections={connections}", f"-duration={seconds}s", "-timeout=10s"]
+    result = subprocess.run(
+        [binary, *fixed, *extra, *urls],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=seconds + 60,
+    )
+    return json.loads(result.stdout)
 
 
 def metric_samples(url: str) -> dict[str, float]:

@@ -1,5 +1,5 @@
 // Command probe is the health check of images that have no shell and no HTTP client (nginx,
-// prometheus, mtail): `probe URL` exits 0 when a GET of URL answers 2xx within two seconds, else 1.
+// prometheus, alertmanager): `probe URL` exits 0 when a GET of URL answers 2xx within two seconds, else 1.
 package main
 
 import (

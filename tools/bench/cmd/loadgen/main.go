@@ -25,6 +25,7 @@ func main() {
 	flag.DurationVar(&config.Duration, "duration", 10*time.Second, "how long to send (at most "+load.MaxDuration.String()+")")
 	flag.Uint64Var(&config.MaxRequests, "max-requests", 10_000_000, "stop once this many requests were sent")
 	flag.DurationVar(&config.Timeout, "timeout", 10*time.Second, "per-request timeout")
+	flag.StringVar(&config.TallyHeader, "tally-header", "", "count answers by target, code and this response header's value (report: answers)")
 	flag.Usage = func() {
 		fmt.Fprintf(flag.CommandLine.Output(), "usage: loadgen [flags] URL...\n")
 		flag.PrintDefaults()

@@ -3,6 +3,7 @@
 package load
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -37,6 +38,10 @@ type Config struct {
 	// MaxRequests stops the run early once this many requests were sent.
 	MaxRequests uint64
 	Timeout     time.Duration
+	// TallyHeader, when set, makes the report count answers by target, status code and this
+	// response header's value (e.g. X-Cache-Status), so a caller can check exact per-route
+	// counts elsewhere (the stack's metrics) against what was really answered.
+	TallyHeader string
 }
 
 // Validate reports the first thing wrong with c, in words a user can act on.
@@ -80,6 +85,19 @@ type Report struct {
 	NotConnected uint64 `json:"not_connected"`
 	// Failed counts every other request without a 2xx/3xx answer: 4xx, 5xx, resets, timeouts.
 	Failed uint64 `json:"failed"`
+	// Answers: every request that got an HTTP answer, by target, code and the value of
+	// Config.TallyHeader ("" when absent). Only with TallyHeader; sorted.
+	Answers []Answer `json:"answers,omitempty"`
+
+	tally map[Answer]int
+}
+
+// Answer is one (target, status code, header value) and how many answers had it.
+type Answer struct {
+	Target string `json:"target"`
+	Code   int    `json:"code"`
+	Header string `json:"header"`
+	Count  int    `json:"count"`
 }
 
 // Run sends the load until the duration or the request count is reached, or ctx ends.
@@ -106,9 +124,15 @@ func Run(ctx context.Context, c Config) (Report, error) {
 	var metrics vegeta.Metrics
 	report := Report{Targets: c.Targets, Connections: c.Connections, Errors: map[string]int{}}
 	started := time.Now()
+	if c.TallyHeader != "" {
+		report.tally = map[Answer]int{}
+	}
 	for result := range attacker.Attack(vegeta.NewStaticTargeter(targets...), vegeta.Rate{}, c.Duration, "load") {
 		metrics.Add(result)
 		report.count(result)
+		if report.tally != nil && result.Code != 0 {
+			report.tally[Answer{Target: result.URL, Code: int(result.Code), Header: result.Headers.Get(c.TallyHeader)}]++
+		}
 		if metrics.Requests >= c.MaxRequests {
 			attacker.Stop()
 		}
@@ -124,6 +148,7 @@ func Run(ctx context.Context, c Config) (Report, error) {
 	report.P99Ms = milliseconds(metrics.Latencies.P99)
 	report.MaxMs = milliseconds(metrics.Latencies.Max)
 	report.Status = metrics.StatusCodes
+	report.Answers = answers(report.tally)
 	return report, ctx.Err()
 }
 
@@ -259,6 +284,22 @@ func (r *Report) count(result *vegeta.Result) {
 		message = otherErrors
 	}
 	r.Errors[message]++
+}
+
+// answers lists the tally sorted by target, code and header value; nil for no tally.
+func answers(tally map[Answer]int) []Answer {
+	if tally == nil {
+		return nil
+	}
+	list := make([]Answer, 0, len(tally))
+	for answer, count := range tally {
+		answer.Count = count
+		list = append(list, answer)
+	}
+	slices.SortFunc(list, func(a, b Answer) int {
+		return cmp.Or(strings.Compare(a.Target, b.Target), cmp.Compare(a.Code, b.Code), strings.Compare(a.Header, b.Header))
+	})
+	return list
 }
 
 func milliseconds(d time.Duration) float64 {

@@ -173,3 +173,49 @@ func TestRunEndsWithContext(t *testing.T) {
 		t.Errorf("Seconds = %.1f, Requests = %d: want a short run that sent something", report.Seconds, report.Requests)
 	}
 }
+
+func TestRunTalliesAnswersByTargetCodeAndHeader(t *testing.T) {
+	var served atomic.Int64
+	server := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// Every other answer on /cached is a hit; /plain has no such header at all.
+		if r.URL.Path == "/cached" {
+			status := "MISS"
+			if served.Add(1)%2 == 0 {
+				status = "HIT"
+			}
+			w.Header().Set("X-Cache-Status", status)
+		}
+		if r.URL.Path == "/gone" {
+			w.WriteHeader(http.StatusNotFound)
+		}
+	}))
+	defer server.Close()
+
+	report, err := Run(context.Background(), Config{
+		Targets:     []string{server.URL + "/cached", server.URL + "/plain", server.URL + "/gone"},
+		Connections: 3, Duration: 10 * time.Second, MaxRequests: 300, Timeout: 5 * time.Second,
+		TallyHeader: "X-Cache-Status",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[Answer]int{}
+	total := 0
+	for _, a := range report.Answers {
+		got[Answer{Target: strings.TrimPrefix(a.Target, server.URL), Code: a.Code, Header: a.Header}] = a.Count
+		total += a.Count
+	}
+	if uint64(total) != report.Requests {
+		t.Fatalf("answers add up to %d, report says %d requests", total, report.Requests)
+	}
+	hits, misses := got[Answer{Target: "/cached", Code: 200, Header: "HIT"}], got[Answer{Target: "/cached", Code: 200, Header: "MISS"}]
+	if int64(hits+misses) != served.Load() || hits == 0 || misses == 0 {
+		t.Fatalf("/cached: %d HIT + %d MISS, server answered %d", hits, misses, served.Load())
+	}
+	if got[Answer{Target: "/plain", Code: 200}] == 0 || got[Answer{Target: "/gone", Code: 404}] == 0 {
+		t.Fatalf("answers = %+v, want /plain 200 and /gone 404 without a header value", report.Answers)
+	}
+	if len(got) != 4 {
+		t.Fatalf("answers = %+v, want exactly 4 kinds", report.Answers)
+	}
+}
