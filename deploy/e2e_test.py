@@ -15,6 +15,7 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from ipaddress import ip_address, ip_network
 
+from api.metrics_vocabulary import load, openapi_routes, problems
 from deploy.stack_harness import (
     RUNFILES,
     WORKSPACE,
@@ -224,6 +225,21 @@ class StackTest(StackTestCase):
         counted = Counter({key: after[key] - before.get(key, 0) for key in after})
         print(f"burst: {[round(r['rps']) for r in reports]} req/s; answered {dict(sent)}")
         self.assertEqual(+counted, +sent)
+
+    def test_7_every_exposer_speaks_the_metrics_vocabulary(self) -> None:
+        # api/metrics.json against the running images, each scraped where Prometheus scrapes it.
+        spec = load(RUNFILES / "api/metrics.json")
+        routes = openapi_routes(RUNFILES / "api/openapi.json")
+        nginx_metrics = STACK.nginx_direct().replace(":8080", ":9145") + "/metrics"
+        for exposer, url in (
+            ("go", STACK.go_direct + "/metrics"),
+            ("python", STACK.py_direct + "/metrics"),
+            ("nginx", nginx_metrics),
+        ):
+            with self.subTest(exposer=exposer):
+                response = get(url)
+                self.assertEqual(response.status, 200)
+                self.assertEqual(problems(spec, response.body, exposer, routes), [])
 
     def test_9_a_service_down_pages_the_webhook_and_so_does_its_recovery(self) -> None:
         # Last: it stops the Go service for a minute or two.

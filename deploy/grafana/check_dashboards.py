@@ -4,6 +4,9 @@
     check_dashboards.py --prometheus URL DASHBOARD_DIR     and every panel query returns data
     check_dashboards.py --list DASHBOARD_DIR               print every query
 
+A dashboard's custom variables (the service dashboard's $job) are expanded: every panel must
+return data for every value a user can pick.
+
 Structure: unique dashboard uids, unique panel ids per dashboard, every panel on the provisioned
 Prometheus datasource (uid "prometheus") with at least one query.
 """
@@ -13,6 +16,7 @@ import json
 import sys
 import urllib.parse
 import urllib.request
+from itertools import product
 from pathlib import Path
 
 DATASOURCE_UID = "prometheus"  # provisioning/datasources/prometheus.yml
@@ -49,16 +53,33 @@ def structure_problems(dashboards: dict[str, dict]) -> list[str]:
     return problems
 
 
+def variable_values(dashboard: dict) -> list[dict[str, str]]:
+    """Every assignment of the dashboard's custom variables ($job -> go-service, ...): each
+    panel must return data for each value a user can pick. [{}] without variables."""
+    variables = [
+        (f"${v['name']}", [value.strip() for value in v["query"].split(",")])
+        for v in dashboard.get("templating", {}).get("list", [])
+        if v.get("type") == "custom"
+    ]
+    names = [name for name, _ in variables]
+    return [dict(zip(names, values, strict=True)) for values in product(*(v for _, v in variables))]
+
+
 def queries(dashboards: dict[str, dict]) -> list[tuple[str, str]]:
-    """(where, expr) for every query, Grafana variables substituted."""
+    """(where, expr) for every query and every value of the dashboard's variables, Grafana's
+    own variables and the dashboard's substituted."""
     found = []
     for name, dashboard in dashboards.items():
-        for panel in dashboard.get("panels", []):
-            for target in panel.get("targets", []):
-                expr = target["expr"]
-                for variable, value in GRAFANA_VARIABLES.items():
-                    expr = expr.replace(variable, value)
-                found.append((f"{name}: {panel['title']} [{target['refId']}]", expr))
+        for assignment in variable_values(dashboard):
+            chosen = "".join(f" {k}={v}" for k, v in assignment.items())
+            for panel in dashboard.get("panels", []):
+                for target in panel.get("targets", []):
+                    expr = target["expr"]
+                    # Longest first: $job must not eat the start of a longer variable's name.
+                    substitutions = {**GRAFANA_VARIABLES, **assignment}
+                    for variable in sorted(substitutions, key=len, reverse=True):
+                        expr = expr.replace(variable, substitutions[variable])
+                    found.append((f"{name}{chosen}: {panel['title']} [{target['refId']}]", expr))
     return found
 
 

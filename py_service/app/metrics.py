@@ -13,15 +13,19 @@ aggregates all workers' files with MultiProcessCollector.
 from __future__ import annotations
 
 import glob
+import json
 import os
+import platform
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 
 from flask import Flask, Response, g, request
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.metrics_core import Metric
+from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.registry import Collector
 from werkzeug.exceptions import MethodNotAllowed
 
 # The contract pins the classic text format; prometheus_client's
@@ -29,12 +33,14 @@ from werkzeug.exceptions import MethodNotAllowed
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 # Label values must come from a fixed set, or a scan of random URLs or methods
-# would create unbounded series.
+# would create unbounded series. The names, labels, values and buckets are the
+# vocabulary both services share, written down in api/metrics.json.
 NOT_FOUND_HANDLER = "notfound"
 OTHER_METHOD = "OTHER"
 KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
-# Most requests finish well under a millisecond, so the buckets start at 100 µs.
+# From 100 µs (most requests finish well under a millisecond) to 10 s (the
+# longest proxy read timeout).
 DURATION_BUCKETS = (
     0.0001,
     0.00025,
@@ -50,7 +56,56 @@ DURATION_BUCKETS = (
     0.5,
     1.0,
     2.5,
+    5.0,
+    10.0,
 )
+
+# Written by Bazel next to the package (//py_service:build_info, from //:version.bzl and, in a
+# stamped build, the git revision); absent when the sources run outside Bazel. Not resolved:
+# under Bazel the module is a runfiles symlink into the source tree, which has no such file.
+BUILD_INFO_FILE = Path(__file__).parent.parent / "build_info.json"
+
+
+@dataclass(frozen=True)
+class BuildInfo:
+    """What is running: build_info{version, revision, runtime} = 1."""
+
+    version: str
+    revision: str
+    runtime: str
+
+    @classmethod
+    def load(cls, path: Path = BUILD_INFO_FILE) -> BuildInfo:
+        """The build's version and revision from path ("unknown" when it is missing), and the
+        interpreter as runtime, like "cpython3.13.5"."""
+        try:
+            stamp = json.loads(path.read_text())
+        except FileNotFoundError:
+            stamp = {}
+        runtime = platform.python_implementation().lower() + platform.python_version()
+        return cls(
+            version=stamp.get("version", "unknown"),
+            revision=stamp.get("revision", "unknown"),
+            runtime=runtime,
+        )
+
+
+class BuildInfoCollector(Collector):
+    """build_info as a constant collector: a value per process, the same in every worker, so it
+    needs none of the multiprocess files (prometheus_client's Info does not support them)."""
+
+    def __init__(self, info: BuildInfo) -> None:
+        self.info = info
+
+    def collect(self) -> Iterable[Metric]:
+        family = GaugeMetricFamily(
+            "build_info",
+            "Always 1; the labels name the running build: product version, source revision, "
+            "language runtime.",
+            labels=["version", "revision", "runtime"],
+        )
+        family.add_metric([self.info.version, self.info.revision, self.info.runtime], 1)
+        yield family
 
 
 @dataclass(frozen=True)
@@ -59,17 +114,21 @@ class Metrics:
 
     registry: CollectorRegistry
     multiproc_dir: str | None
+    build_info: BuildInfoCollector
     http_requests: Counter
     http_request_duration: Histogram
     cache_requests: Counter
     redis_errors: Counter
 
     @classmethod
-    def create(cls, multiproc_dir: str | None) -> Metrics:
+    def create(cls, multiproc_dir: str | None, build_info: BuildInfo | None = None) -> Metrics:
         registry = CollectorRegistry()
+        info = BuildInfoCollector(build_info or BuildInfo.load())
+        registry.register(info)
         return cls(
             registry=registry,
             multiproc_dir=multiproc_dir,
+            build_info=info,
             http_requests=Counter(
                 "http_requests",
                 "HTTP requests served.",
@@ -102,6 +161,7 @@ class Metrics:
             return generate_latest(self.registry)
         registry = CollectorRegistry()
         registry.register(SettledFilesCollector(self.multiproc_dir))
+        registry.register(self.build_info)
         return generate_latest(registry)
 
 

@@ -104,7 +104,8 @@ func (a *api) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // match returns the handler for r and the metrics label naming it: the
-// route's pattern, or notFoundLabel.
+// route's path (as api/openapi.json names it, the label both services use),
+// or notFoundLabel.
 //
 // ServeMux itself answers unknown paths and wrong methods with bodies that
 // do not follow the contract, and redirects unclean paths such as "//time"
@@ -112,13 +113,13 @@ func (a *api) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // service. So the mux is only used to find the route, only a route's exact
 // path matches it, and everything else is answered here.
 func (a *api) match(r *http.Request) (http.Handler, string) {
-	if h, pattern, ok := a.lookup(r); ok {
-		return h, pattern
+	if h, path, ok := a.lookup(r); ok {
+		return h, path
 	}
 	asGet := r.Clone(r.Context())
 	asGet.Method = http.MethodGet
-	if _, pattern, ok := a.lookup(asGet); ok {
-		return http.HandlerFunc(methodNotAllowed), pattern
+	if _, path, ok := a.lookup(asGet); ok {
+		return http.HandlerFunc(methodNotAllowed), path
 	}
 	return http.HandlerFunc(notFound), notFoundLabel
 }
@@ -127,7 +128,7 @@ func (a *api) match(r *http.Request) (http.Handler, string) {
 func (a *api) lookup(r *http.Request) (http.Handler, string, bool) {
 	h, pattern := a.mux.Handler(r)
 	path, ok := a.routePaths[pattern]
-	return h, pattern, ok && r.URL.Path == path
+	return h, path, ok && r.URL.Path == path
 }
 
 func notFound(w http.ResponseWriter, _ *http.Request) {

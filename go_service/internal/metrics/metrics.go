@@ -5,6 +5,7 @@ package metrics
 
 import (
 	"net/http"
+	"runtime"
 	"strconv"
 	"time"
 
@@ -26,6 +27,23 @@ func NewRegistry() *prometheus.Registry {
 	return reg
 }
 
+// RegisterBuildInfo exposes build_info{version, revision, runtime} = 1 on reg: what is running,
+// in the vocabulary both services share (api/metrics.json). runtime is runtime.Version(), like
+// "go1.27.3".
+func RegisterBuildInfo(reg prometheus.Registerer, version, revision string) error {
+	info := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "build_info",
+		Help: "Always 1; the labels name the running build: product version, source revision, language runtime.",
+		ConstLabels: prometheus.Labels{
+			"version":  version,
+			"revision": revision,
+			"runtime":  runtime.Version(),
+		},
+	})
+	info.Set(1)
+	return reg.Register(info)
+}
+
 // HTTP records one observation per served request.
 type HTTP struct {
 	requests *prometheus.CounterVec
@@ -34,8 +52,10 @@ type HTTP struct {
 
 // NewHTTP registers the request metrics on reg.
 //
-// Callers must pass a bounded handler label (a route pattern, never a raw
-// path); Observe bounds the method label itself.
+// Callers must pass a bounded handler label (a route's path from
+// api/openapi.json or "notfound", never a raw request path); Observe bounds the
+// method label itself. Labels and buckets are the shared vocabulary of
+// api/metrics.json.
 func NewHTTP(reg prometheus.Registerer) (*HTTP, error) {
 	m := &HTTP{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -45,7 +65,8 @@ func NewHTTP(reg prometheus.Registerer) (*HTTP, error) {
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "http_request_duration_seconds",
 			Help: "Time to serve an HTTP request, by route pattern and method.",
-			// Cache hits take tens of microseconds, so the buckets start at 100µs.
+			// From 100µs (a cache hit takes tens of microseconds) to 10 s (the
+			// longest proxy read timeout), as api/metrics.json fixes them.
 			Buckets: []float64{0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10},
 		}, []string{"handler", "method"}),
 	}
@@ -64,12 +85,13 @@ func (m *HTTP) Observe(handler, method string, code int, elapsed time.Duration) 
 	m.duration.WithLabelValues(handler, method).Observe(elapsed.Seconds())
 }
 
-// methodLabel maps the request method onto a fixed set, because clients can
-// send any token as a method and each would otherwise become a new series.
+// methodLabel maps the request method onto the fixed set of api/metrics.json,
+// because clients can send any token as a method and each would otherwise
+// become a new series.
 func methodLabel(method string) string {
 	switch method {
 	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
-		http.MethodDelete, http.MethodConnect, http.MethodOptions, http.MethodTrace:
+		http.MethodDelete, http.MethodOptions:
 		return method
 	default:
 		return "OTHER"

@@ -1,6 +1,7 @@
 package metrics
 
 import (
+	"runtime"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -11,7 +12,7 @@ import (
 func TestMethodLabelIsBounded(t *testing.T) {
 	tests := map[string]string{
 		"GET": "GET", "HEAD": "HEAD", "POST": "POST", "DELETE": "DELETE", "OPTIONS": "OPTIONS",
-		"get": "OTHER", "PURGE": "OTHER", "": "OTHER", "X-" + string(make([]byte, 300)): "OTHER",
+		"CONNECT": "OTHER", "TRACE": "OTHER", "get": "OTHER", "PURGE": "OTHER", "": "OTHER", "X-" + string(make([]byte, 300)): "OTHER",
 	}
 	for method, want := range tests {
 		if got := methodLabel(method); got != want {
@@ -65,6 +66,31 @@ func TestCacheMetricsReadStatsAtScrapeTime(t *testing.T) {
 	for name, v := range want {
 		if got[name] != v {
 			t.Errorf("%s = %v, want %v", name, got[name], v)
+		}
+	}
+}
+
+func TestBuildInfoNamesVersionRevisionAndRuntime(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	if err := RegisterBuildInfo(reg, "1.2.3", "abc123"); err != nil {
+		t.Fatalf("RegisterBuildInfo: %v", err)
+	}
+	families, err := reg.Gather()
+	if err != nil || len(families) != 1 || len(families[0].GetMetric()) != 1 {
+		t.Fatalf("Gather() = %v, %v; want one build_info series", families, err)
+	}
+	metric := families[0].GetMetric()[0]
+	labels := map[string]string{}
+	for _, pair := range metric.GetLabel() {
+		labels[pair.GetName()] = pair.GetValue()
+	}
+	want := map[string]string{"version": "1.2.3", "revision": "abc123", "runtime": runtime.Version()}
+	if families[0].GetName() != "build_info" || metric.GetGauge().GetValue() != 1 || len(labels) != len(want) {
+		t.Fatalf("got %s = %v %v, want build_info = 1 %v", families[0].GetName(), metric.GetGauge().GetValue(), labels, want)
+	}
+	for name, value := range want {
+		if labels[name] != value {
+			t.Errorf("label %s = %q, want %q", name, labels[name], value)
 		}
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"cacheplatform/go_service/internal/buildinfo"
 	"cacheplatform/go_service/internal/cache"
 	"cacheplatform/go_service/internal/config"
 	"cacheplatform/go_service/internal/httpapi"
@@ -60,6 +61,9 @@ func Serve(ctx context.Context, ln net.Listener, cfg config.Config, logger *slog
 		return errors.Join(err, ln.Close())
 	}
 	registry := metrics.NewRegistry()
+	if err := metrics.RegisterBuildInfo(registry, buildinfo.Version, buildinfo.Revision); err != nil {
+		return errors.Join(err, ln.Close())
+	}
 	if err := metrics.RegisterCache(registry, store.Stats); err != nil {
 		return errors.Join(err, ln.Close())
 	}

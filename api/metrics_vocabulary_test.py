@@ -1,0 +1,145 @@
+"""Both services' /metrics speak the vocabulary of api/metrics.json, and label the same traffic
+alike. Runs the real binaries on loopback: go_service, and py_service under gunicorn (its
+workers' metrics summed, as in the image)."""
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.samples import Sample
+
+from api.metrics_vocabulary import load, openapi_routes, problems
+
+SPEC = load(Path("api/metrics.json"))
+ROUTES = openapi_routes(Path("api/openapi.json"))
+# Every route, a HEAD, a wrong method, a method outside every set, an unknown path.
+TRAFFIC = [
+    *(("GET", path) for path in sorted(ROUTES)),
+    ("HEAD", "/time"),
+    ("POST", "/time"),
+    ("BREW", "/time"),
+    ("GET", "/no-such-route"),
+]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def fetch(url: str, method: str = "GET") -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, method=method), timeout=5) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+
+
+@pytest.fixture(scope="module")
+def services() -> Iterator[dict[str, str]]:
+    """{"go": base URL, "python": base URL}, both answering."""
+    go_port, py_port = free_port(), free_port()
+    processes = [
+        subprocess.Popen([os.environ["GO_SERVICE"], "-listen", f"127.0.0.1:{go_port}"]),
+        subprocess.Popen(
+            [os.environ["PY_SERVICE"]],
+            env={**os.environ, "BIND": f"127.0.0.1:{py_port}", "WEB_CONCURRENCY": "2"},
+            stderr=subprocess.DEVNULL,
+        ),
+    ]
+    urls = {"go": f"http://127.0.0.1:{go_port}", "python": f"http://127.0.0.1:{py_port}"}
+    try:
+        deadline = time.monotonic() + 30
+        for url in urls.values():
+            while True:
+                try:
+                    if fetch(url + "/healthz")[0] == 200:
+                        break
+                except OSError:
+                    if time.monotonic() > deadline:
+                        raise
+                time.sleep(0.1)
+        yield urls
+    finally:
+        for process in processes:
+            process.terminate()
+            process.wait(timeout=30)
+
+
+def scrape_after_traffic(url: str) -> str:
+    for method, path in TRAFFIC:
+        fetch(url + path, method)
+    status, text = fetch(url + "/metrics")
+    assert status == 200
+    return text
+
+
+@pytest.mark.parametrize("exposer", ["go", "python"])
+def test_each_service_speaks_the_vocabulary(services: dict[str, str], exposer: str) -> None:
+    text = scrape_after_traffic(services[exposer])
+    assert problems(SPEC, text, exposer, ROUTES) == []
+
+
+def test_both_services_label_the_same_traffic_alike(services: dict[str, str]) -> None:
+    # What a dashboard with a service variable relies on: the same request makes the same series.
+    def series(text: str) -> set[tuple[str, tuple[tuple[str, str], ...]]]:
+        # Bucket bounds as numbers: Go writes le="5", Python le="5.0", the same bound.
+        def labels(sample: Sample) -> tuple[tuple[str, str], ...]:
+            pairs = dict(sample.labels)
+            if "le" in pairs:
+                pairs["le"] = repr(float(pairs["le"]))
+            return tuple(sorted(pairs.items()))
+
+        return {
+            (sample.name, labels(sample))
+            for family in text_string_to_metric_families(text)
+            if family.name.startswith("http_request")
+            for sample in family.samples
+            if not sample.name.endswith("_created")
+        }
+
+    go, python = (series(scrape_after_traffic(services[s])) for s in ("go", "python"))
+    assert go == python
+
+
+@pytest.mark.parametrize(
+    ("exposition", "finding"),
+    [
+        # The Go service's old handler label: the method inside the route.
+        (
+            'http_requests_total{handler="GET /time",method="GET",code="200"} 1\n',
+            "handler='GET /time' is outside its vocabulary",
+        ),
+        ('http_requests_total{handler="/time",code="200"} 1\n', "labels ['code', 'handler']"),
+        ('http_requests_total{handler="/x/y",method="GET",code="200"} 1\n', "handler='/x/y'"),
+        ('http_requests_total{handler="/time",method="BREW",code="200"} 1\n', "method='BREW'"),
+        ("# TYPE some_metric gauge\nsome_metric 1\n", "some_metric: not in api/metrics.json"),
+        ("# TYPE cache_entries counter\ncache_entries_total 1\n", "cache_entries_total"),
+        ("# TYPE nginx_metric_errors counter\nnginx_metric_errors_total 0\n", "it is ['nginx']'s"),
+        (
+            "# TYPE http_request_duration_seconds histogram\n"
+            'http_request_duration_seconds_bucket{handler="/",method="GET",le="1.0"} 1\n'
+            'http_request_duration_seconds_bucket{handler="/",method="GET",le="+Inf"} 1\n'
+            'http_request_duration_seconds_count{handler="/",method="GET"} 1\n'
+            'http_request_duration_seconds_sum{handler="/",method="GET"} 0.1\n',
+            "http_request_duration_seconds: buckets",
+        ),
+        ("", "build_info: required of go, not exposed"),
+    ],
+)
+def test_the_checker_finds_what_breaks_the_vocabulary(exposition: str, finding: str) -> None:
+    found = problems(SPEC, exposition, "go", ROUTES)
+    assert any(finding in f for f in found), found
+
+
+if __name__ == "__main__":
+    sys.exit(pytest.main([__file__, "-p", "no:cacheprovider", "-v"]))
