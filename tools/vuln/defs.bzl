@@ -61,3 +61,19 @@ go_binary_blob = rule(
         "_vulnblob": attr.label(default = Label("//tools/vuln/cmd/vulnblob"), executable = True, cfg = "exec"),
     },
 )
+
+def _exec_tool_impl(ctx):
+    out = ctx.actions.declare_file(ctx.label.name)
+    ctx.actions.symlink(output = out, target_file = ctx.executable.tool, is_executable = True)
+    return [DefaultInfo(
+        executable = out,
+        runfiles = ctx.runfiles(files = [out]).merge(ctx.attr.tool[DefaultInfo].default_runfiles),
+    )]
+
+exec_tool = rule(
+    implementation = _exec_tool_impl,
+    doc = """A tool built for the exec configuration, for tests and `bazel run` to call: the same
+binary the build's actions use, so its packages are not compiled a second time for the target.""",
+    executable = True,
+    attrs = {"tool": attr.label(mandatory = True, executable = True, cfg = "exec")},
+)
