@@ -5,13 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, TypeVar
+from typing import Any
 from urllib.parse import urlsplit
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 REDIS_URL_SCHEMES = ("redis", "rediss", "unix")
-
-Number = TypeVar("Number", int, float)
 
 
 class CacheBackend(StrEnum):
@@ -75,7 +73,7 @@ def _cache_backend(value: str) -> CacheBackend:
         raise ValueError(f"CACHE_BACKEND must be {choices}, got {value!r}") from None
 
 
-def _parse(parse: Callable[[str], Number], name: str, value: str) -> Number:
+def _parse[N: (int, float)](parse: Callable[[str], N], name: str, value: str) -> N:
     try:
         return parse(value)
     except ValueError:

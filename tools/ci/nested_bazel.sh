@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Sourced by tests that run Bazel on a clone of the workspace (affected_test, reproducible_test).
 # nested_bazel_setup WORKSPACE TMP, in the clone: the workspace's offline module overrides
 # (gitignored, so copied; absent when Bazel comes from bazelisk), an output root of its own under

@@ -2,7 +2,8 @@
 
 The repository holds, for each package of the set, in lock order (by name):
   <pool basename>.deb   the package, checked against the sha256 in the lock by ctx.download
-  <pool basename>.tar   its filesystem tree (`dpkg-deb --fsys-tarfile`), what layer_tar merges
+  <pool basename>.tar   its filesystem tree (`dpkg-deb --fsys-tarfile`), what layer_tar merges,
+                        plus var/lib/dpkg/status.d/<name>, its control fields
 and `packages.txt` (name=version lines, sorted: provenance for an image label or an SBOM),
 `defs.bzl` (PACKAGES, LAYERS_ON), and, when the set has ca-certificates, `ca-certificates.crt`:
 the bundle update-ca-certificates would write to /etc/ssl/certs at install time (a .deb ships only
@@ -125,11 +126,18 @@ def _debian_package_set_impl(ctx):
         names.append(base)
 
     if names:
+        # Each tar also records its package as distroless images do, in
+        # /var/lib/dpkg/status.d/<name> (the package's control fields): image scanners (syft,
+        # Grype, Trivy) and //tools/sbom's test read it. dpkg's own database is not written:
+        # no package manager runs in these images.
         _sh(
             ctx,
-            'set -e; for n in %s; do dpkg-deb --fsys-tarfile "$n.deb" > "$n.tar"; done' % " ".join(
-                ["'%s'" % n for n in names],
-            ),
+            "set -e; for n in %s; do " % " ".join(["'%s'" % n for n in names]) +
+            'dpkg-deb --fsys-tarfile "$n.deb" > "$n.tar"; ' +
+            'p="$(dpkg-deb --field "$n.deb" Package)"; rm -rf _status; mkdir -p _status/var/lib/dpkg/status.d; ' +
+            'dpkg-deb --field "$n.deb" > "_status/var/lib/dpkg/status.d/$p"; ' +
+            'tar -rf "$n.tar" -C _status --owner=0 --group=0 --numeric-owner --mtime=@0 --mode=0644 ' +
+            '"./var/lib/dpkg/status.d/$p"; done; rm -rf _status',
             "dpkg-deb --fsys-tarfile",
         )
 

@@ -1,18 +1,19 @@
 #!/usr/bin/env bash
 # Formats (bazel run //tools/lint:buildifier) or checks (bazel test //tools/lint:buildifier_test)
-# every Starlark file of the repo with buildifier, built from source by Bazel.
+# the repo's Starlark files with buildifier, built from source by Bazel.
+#   usage: buildifier.sh BUILDIFIER fix|check FILE...
+# FILEs are //:lint_srcs (workspace-relative); the Starlark ones are picked out by name.
 set -euo pipefail
-buildifier="$(realpath "$1")"
-mode="$2" # fix | check
-if [[ -n "${BUILD_WORKSPACE_DIRECTORY:-}" ]]; then
-  root="$BUILD_WORKSPACE_DIRECTORY"
-else
-  # Under bazel test the source tree is reached through the runfiles symlink of MODULE.bazel; the
-  # test is tagged "external" so it always reruns, as any Starlark file may have changed.
-  root="$(dirname "$(readlink -f MODULE.bazel)")"
-fi
-mapfile -d '' files < <(find "$root" \( -name 'bazel-*' -o -name .git \) -prune -o -type f \
-  \( -name BUILD.bazel -o -name BUILD -o -name '*.bzl' -o -name MODULE.bazel -o -name REPO.bazel \) -print0)
+buildifier="$(realpath "$1")" mode="$2"
+shift 2
+# `bazel run` fixes the files in the source tree; `bazel test` checks its declared copies.
+[[ -z "${BUILD_WORKSPACE_DIRECTORY:-}" ]] || cd "$BUILD_WORKSPACE_DIRECTORY"
+files=()
+for file in "$@"; do
+  case "${file##*/}" in
+  BUILD.bazel | BUILD | *.bzl | MODULE.bazel | REPO.bazel) files+=("$file") ;;
+  esac
+done
 if [[ "$mode" == fix ]]; then
   exec "$buildifier" -mode=fix -lint=fix "${files[@]}"
 fi

@@ -1,7 +1,9 @@
 """Runs `ruff check` and `ruff format --check` over the repo's Python code under `bazel test`.
 
-ruff comes from the locked PyPI wheel (pip.parse); rules_python 0.22 exposes no target for the
-binary inside it, so the test takes it out of the wheel itself.
+The files come as arguments (//:lint_srcs, the test's declared inputs); Python is picked out by
+name (*.py) or by a `#!` line naming python (tools/ci/affected). ruff comes from the locked PyPI
+wheel (pip.parse); rules_python 0.22 exposes no target for the binary inside it, so the test takes
+it out of the wheel itself.
 """
 
 import os
@@ -11,11 +13,11 @@ import sys
 import zipfile
 from pathlib import Path
 
-# Directories whose Python code must be ruff-clean; each has (or inherits) a ruff configuration.
-PYTHON_ROOTS = ["py_service", "deploy", "tools"]
+CONFIG = "ruff.toml"
 
 
 def extract_ruff(wheel: Path, into: Path) -> Path:
+    """Writes the ruff binary of the wheel into `into` and returns its path."""
     with zipfile.ZipFile(wheel) as archive:
         member = next(n for n in archive.namelist() if n.endswith(".data/scripts/ruff"))
         binary = into / "ruff"
@@ -24,24 +26,36 @@ def extract_ruff(wheel: Path, into: Path) -> Path:
     return binary
 
 
-def workspace_root() -> Path:
-    # MODULE.bazel is a runfile symlinking into the source tree; the test is tagged "external"
-    # so it reruns every time, as any Python file may have changed.
-    return Path(os.path.realpath("MODULE.bazel")).parent
+def is_python(path: Path) -> bool:
+    """A .py file, or a script whose #! line runs python."""
+    if path.suffix == ".py":
+        return True
+    if path.suffix:
+        return False
+    with path.open("rb") as script:
+        first = script.readline()
+    return first.startswith(b"#!") and b"python" in first
 
 
-def main(wheel: str) -> int:
-    root = workspace_root()
+def main(wheel: str, files: list[str]) -> int:
+    """Checks the Python files among `files` with the configuration in ruff.toml."""
     ruff = extract_ruff(Path(wheel), Path(os.environ.get("TEST_TMPDIR", "/tmp")))
-    roots = [r for r in PYTHON_ROOTS if (root / r).is_dir()]
+    python = sorted(f for f in files if is_python(Path(f)))
+    if not python:
+        print("ruff: no Python file among the inputs")
+        return 1
     status = 0
     for command in (["check"], ["format", "--check"]):
-        result = subprocess.run([str(ruff), *command, "--no-cache", *roots], cwd=root, check=False)
+        result = subprocess.run(
+            [str(ruff), *command, "--no-cache", "--config", CONFIG, *python], check=False
+        )
         status = status or result.returncode
     if status:
         print("ruff found problems above: run `ruff format` and `ruff check --fix`.")
+    else:
+        print(f"ruff: {len(python)} files clean")
     return status
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1]))
+    sys.exit(main(sys.argv[1], sys.argv[2:]))

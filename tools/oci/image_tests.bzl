@@ -20,6 +20,24 @@ def image_structure_test(name, image, entrypoint, expect_files = [], forbid_file
         **kwargs
     )
 
+def image_sbom_test(name, image, sbom, **kwargs):
+    """Checks that `sbom` lists exactly the Debian packages, wheels and Go binaries `image` holds."""
+    py_test(
+        name = name,
+        size = "small",
+        srcs = [Label("//tools/sbom:sbom_test.py")],
+        main = Label("//tools/sbom:sbom_test.py"),
+        args = [
+            "--image=$(rootpath %s)" % image,
+            "--sbom=$(rootpath %s)" % sbom,
+        ],
+        data = [
+            image,
+            sbom,
+        ],
+        **kwargs
+    )
+
 def image_smoke_test(name, loader, repo_tag, port, **kwargs):
     """Loads the image with `loader` (an oci_load), runs it, and checks /healthz and /time on `port`."""
     py_test(

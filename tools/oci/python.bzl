@@ -22,6 +22,17 @@ def _py_image_layers_impl(ctx):
                 wheels.append(_manifest_line("app/site-packages/" + rel, f))
         elif f.extension == "py" or f.basename.endswith(".json"):
             app.append(_manifest_line("app/" + f.short_path, f))
+
+    # name==version of every wheel in the wheels layer, from its .dist-info directory name
+    # (<name>-<version>.dist-info): what the image's SBOM lists (//tools/sbom).
+    dist_infos = {}
+    for f in runfiles:
+        at = f.short_path.find(".dist-info/")
+        if f.short_path.startswith("../") and at >= 0:
+            name, _, version = f.short_path[:at].rpartition("/")[2].rpartition("-")
+            dist_infos["%s==%s" % (name, version)] = True
+    wheel_list = ctx.actions.declare_file(ctx.label.name + "_wheels.txt")
+    ctx.actions.write(wheel_list, "".join(["%s\n" % w for w in sorted(dist_infos)]))
     outputs = []
     for name, lines in (("site_packages", wheels), ("app", app)):
         manifest = ctx.actions.declare_file("%s_%s.manifest" % (ctx.label.name, name))
@@ -38,7 +49,11 @@ def _py_image_layers_impl(ctx):
         outputs.append(layer)
     return [
         DefaultInfo(files = depset(outputs)),
-        OutputGroupInfo(site_packages = depset([outputs[0]]), app = depset([outputs[1]])),
+        OutputGroupInfo(
+            site_packages = depset([outputs[0]]),
+            app = depset([outputs[1]]),
+            wheels = depset([wheel_list]),
+        ),
     ]
 
 py_image_layers = rule(
