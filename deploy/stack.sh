@@ -52,17 +52,24 @@ grafana_password() {
   cat "$file"
 }
 
-# The file Alertmanager reads its webhook URL from (compose.yaml, configs), one per project.
-alert_webhook_url_file() {
-  local file="${XDG_STATE_HOME:-$HOME/.local/state}/cache-platform/$PROJECT/alert-webhook-url"
-  mkdir -p "$(dirname "$file")"
-  printf '%s\n' "${ALERT_WEBHOOK_URL:-http://nginx:9145/alerts}" >"$file"
-  chmod 0644 "$file"
-  echo "$file"
+# The file Alertmanager reads its webhook URL from at each delivery (compose.yaml, configs), one
+# per project. Written by `up` only: `ps`, `logs` or `down` without ALERT_WEBHOOK_URL set must not
+# move a running stack's alerts back to the default.
+readonly ALERT_WEBHOOK_URL_FILE="$HOME/.local/state/cache-platform/$PROJECT/alert-webhook-url"
+write_alert_webhook_url() {
+  mkdir -p "$(dirname "$ALERT_WEBHOOK_URL_FILE")"
+  printf '%s\n' "${ALERT_WEBHOOK_URL:-http://nginx:9145/alerts}" >"$ALERT_WEBHOOK_URL_FILE"
+  chmod 0644 "$ALERT_WEBHOOK_URL_FILE"
+  if [[ -n "${ALERT_WEBHOOK_URL:-}" ]]; then
+    say "alerts are delivered to $ALERT_WEBHOOK_URL"
+  else
+    say "alerts go to Nginx's log (//deploy:logs -- --tail all nginx); set ALERT_WEBHOOK_URL for your receiver"
+  fi
 }
 
 up() {
   ensure_engine_and_compose
+  write_alert_webhook_url
   # One `docker load` at a time on this machine: two stacks coming up together (the tests) would
   # load the same layers at once, which the engine can fail with "unexpected EOF".
   (
@@ -83,6 +90,7 @@ The stack is up:
   curl -i $nginx/go/time       Go service (in-process cache, 10 s)
   curl -i $nginx/python/time   Flask service (Nginx cache, 60 s)
   http://127.0.0.1:${PROMETHEUS_PORT:-9090}        Prometheus
+  http://127.0.0.1:${ALERTMANAGER_PORT:-9093}        Alertmanager
 URLS
   if [[ ${#services[@]} -eq 0 ]]; then
     echo "  http://127.0.0.1:${GRAFANA_PORT:-3000}        Grafana (user admin, password: see above or \$GRAFANA_ADMIN_PASSWORD)"
@@ -94,7 +102,6 @@ shift
 # compose.yaml refuses to run without it (never admin/admin), for every command.
 export GRAFANA_ADMIN_PASSWORD GRAFANA_IMAGE ALERT_WEBHOOK_URL_FILE
 GRAFANA_ADMIN_PASSWORD="$(grafana_password)"
-ALERT_WEBHOOK_URL_FILE="$(alert_webhook_url_file)"
 case "$command" in
 up) up "$@" ;;
 down)

@@ -65,7 +65,8 @@ expect_some '^//py_service/tests:.*_test$' && expect_none "$GO" && expect_none '
 scenario="py_service change, committed (base HEAD~1)"
 git commit -qam "py change"
 run_affected --base HEAD~1
-cmp -s "$out" "$tmp/py_all" || fail "$scenario: differs from the same change uncommitted"
+cmp -s "$out" "$tmp/py_all" ||
+  fail "$scenario: differs from the same change uncommitted: $(diff "$tmp/py_all" "$out" | head -20 | tr '\n' ' ')"
 ok
 reset
 
