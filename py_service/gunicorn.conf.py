@@ -7,6 +7,8 @@ Environment (besides the app's own, see py_service/app/config.py):
   GUNICORN_MAX_REQUESTS     recycle a worker after about this many requests,
                             default 0: never (see below)
   GUNICORN_WORKER_TMP_DIR   heartbeat file dir, default /dev/shm when present
+  GUNICORN_ACCESS_LOG_SAMPLE  log 1 in N successful requests (failures and slow
+                            ones always), default 1: all (py_service/access_log.py)
   PROMETHEUS_MULTIPROC_DIR  where workers keep metric values, emptied at startup;
                             when unset, a temporary directory removed at exit
 
@@ -36,11 +38,13 @@ _multiproc_dir = Path(os.environ["PROMETHEUS_MULTIPROC_DIR"])
 
 from prometheus_client import multiprocess  # noqa: E402
 
+from py_service.access_log import sample_from_env  # noqa: E402
 from py_service.app.config import Config  # noqa: E402
 from py_service.graceful import stop_listening_on_sigterm  # noqa: E402
 
 try:
     _config = Config.from_env(os.environ)
+    sample_from_env(os.environ)  # a bad value stops the master, not every worker
 except ValueError as error:
     # One line on stderr and exit status 1, before any worker starts.
     sys.exit(f"py_service: invalid configuration: {error}")
@@ -93,6 +97,7 @@ worker_tmp_dir = os.environ.get("GUNICORN_WORKER_TMP_DIR") or (
 control_socket_disable = True
 
 accesslog = "-"
+logger_class = "py_service.access_log.SampledAccessLogger"
 errorlog = "-"
 loglevel = _config.log_level.lower()
 logconfig_dict = {

@@ -1,6 +1,7 @@
-// Command loadgen sends a bounded closed-loop HTTP load and prints what it measured as JSON:
+// Command loadgen sends a bounded HTTP load and prints what it measured as JSON:
 //
 //	loadgen -connections 50 -duration 10s http://127.0.0.1/go/time [more URLs, taken in turn]
+//	loadgen -rate 2000 -duration 10s http://127.0.0.1/go/time   (open loop: a fixed offered rate)
 //
 // Used by the benchmark (tools/bench) and the fault tests (deploy/). Exits 2 on bad flags,
 // 1 if the run could not be made; a run with failed requests still exits 0: callers judge.
@@ -21,10 +22,11 @@ import (
 
 func main() {
 	config := load.Config{}
-	flag.IntVar(&config.Connections, "connections", 50, "concurrent keep-alive connections, one request at a time each")
+	flag.IntVar(&config.Connections, "connections", 50, "concurrent keep-alive connections, one request at a time each (with -rate: the workers to start with)")
 	flag.DurationVar(&config.Duration, "duration", 10*time.Second, "how long to send (at most "+load.MaxDuration.String()+")")
 	flag.Uint64Var(&config.MaxRequests, "max-requests", 10_000_000, "stop once this many requests were sent")
 	flag.DurationVar(&config.Timeout, "timeout", 10*time.Second, "per-request timeout")
+	flag.Float64Var(&config.Rate, "rate", 0, "open loop: start this many requests per second whatever the answers do, adding connections while all are busy (0: closed loop)")
 	flag.StringVar(&config.TallyHeader, "tally-header", "", "count answers by target, code and this response header's value (report: answers)")
 	flag.Usage = func() {
 		fmt.Fprintf(flag.CommandLine.Output(), "usage: loadgen [flags] URL...\n")

@@ -1,5 +1,11 @@
-// Package load runs a closed-loop HTTP load (vegeta's attacker with a fixed number of workers,
-// each on its own keep-alive connection) and summarises it for the benchmark and the fault tests.
+// Package load runs an HTTP load with vegeta's attacker and summarises it for the benchmark and
+// the fault tests. Two models:
+//   - closed loop (Config.Rate 0): a fixed number of workers, each on its own keep-alive
+//     connection, each sending its next request once the last one is answered;
+//   - open loop (Config.Rate > 0): requests start at a fixed rate whatever the answers do, and
+//     workers (connections) are added while every one is busy, so a slow answer delays no later
+//     request and the latencies include the queueing a saturated server causes (no coordinated
+//     omission). Report.RPS below the rate says the generator could not keep up.
 package load
 
 import (
@@ -24,6 +30,7 @@ import (
 const (
 	MaxDuration    = 10 * time.Minute
 	MaxConnections = 2000
+	MaxRate        = 1_000_000
 	ConnectTimeout = 2 * time.Second
 	// Distinct error messages kept; the rest are counted under otherErrors.
 	maxErrorKinds = 20
@@ -37,7 +44,10 @@ type Config struct {
 	Duration    time.Duration
 	// MaxRequests stops the run early once this many requests were sent.
 	MaxRequests uint64
-	Timeout     time.Duration
+	// Rate, in requests per second, makes the run open loop; 0 keeps it closed loop.
+	// Connections is then the number of workers to start with (at most MaxConnections).
+	Rate    float64
+	Timeout time.Duration
 	// TallyHeader, when set, makes the report count answers by target, status code and this
 	// response header's value (e.g. X-Cache-Status), so a caller can check exact per-route
 	// counts elsewhere (the stack's metrics) against what was really answered.
@@ -57,6 +67,8 @@ func (c Config) Validate() error {
 		return errors.New("max requests must be at least 1")
 	case c.Timeout <= 0:
 		return fmt.Errorf("timeout must be positive, got %s", c.Timeout)
+	case c.Rate < 0 || c.Rate > MaxRate:
+		return fmt.Errorf("rate must be within 0..%d requests/s (0: closed loop), got %g", MaxRate, c.Rate)
 	}
 	for _, target := range c.Targets {
 		if !strings.HasPrefix(target, "http://") {
@@ -68,16 +80,18 @@ func (c Config) Validate() error {
 
 // Report is what a run measured. Latencies are in milliseconds.
 type Report struct {
-	Targets     []string       `json:"targets"`
-	Connections int            `json:"connections"`
-	Seconds     float64        `json:"seconds"`
-	Requests    uint64         `json:"requests"`
-	RPS         float64        `json:"rps"`
-	P50Ms       float64        `json:"p50_ms"`
-	P90Ms       float64        `json:"p90_ms"`
-	P99Ms       float64        `json:"p99_ms"`
-	MaxMs       float64        `json:"max_ms"`
-	Status      map[string]int `json:"status"`
+	Targets     []string `json:"targets"`
+	Connections int      `json:"connections"`
+	// OfferedRPS is Config.Rate: what an open-loop run was asked to send (0: closed loop).
+	OfferedRPS float64        `json:"offered_rps"`
+	Seconds    float64        `json:"seconds"`
+	Requests   uint64         `json:"requests"`
+	RPS        float64        `json:"rps"`
+	P50Ms      float64        `json:"p50_ms"`
+	P90Ms      float64        `json:"p90_ms"`
+	P99Ms      float64        `json:"p99_ms"`
+	MaxMs      float64        `json:"max_ms"`
+	Status     map[string]int `json:"status"`
 	// Errors counts transport errors (no HTTP status) by message.
 	Errors map[string]int `json:"errors"`
 	// NotConnected counts requests that no attempt sent: refused, unreachable, dial timeouts, or
@@ -109,25 +123,31 @@ func Run(ctx context.Context, c Config) (Report, error) {
 	for i, url := range c.Targets {
 		targets[i] = vegeta.Target{Method: http.MethodGet, URL: url}
 	}
-	workers := uint64(c.Connections)
+	workers, maxWorkers := uint64(c.Connections), uint64(c.Connections)
+	// Freq 0: no pacing, each worker sends its next request as soon as the last one answered.
+	rate := vegeta.Rate{}
+	if c.Rate > 0 {
+		// Per a microsecond-exact period, so that fractional rates are kept.
+		rate = vegeta.Rate{Freq: 1, Per: time.Duration(float64(time.Second) / c.Rate)}
+		maxWorkers = MaxConnections
+	}
 	attacker := vegeta.NewAttacker(
-		vegeta.Client(newClient(c)),
+		vegeta.Client(newClient(c, int(maxWorkers))),
 		vegeta.Workers(workers),
-		vegeta.MaxWorkers(workers),
+		vegeta.MaxWorkers(maxWorkers),
 		// Bodies are read to the end (the connection stays reusable) but not kept.
 		vegeta.MaxBody(0),
 	)
 	stop := context.AfterFunc(ctx, func() { attacker.Stop() })
 	defer stop()
 
-	// Freq 0: no pacing, each worker sends its next request as soon as the last one answered.
 	var metrics vegeta.Metrics
-	report := Report{Targets: c.Targets, Connections: c.Connections, Errors: map[string]int{}}
+	report := Report{Targets: c.Targets, Connections: c.Connections, OfferedRPS: c.Rate, Errors: map[string]int{}}
 	started := time.Now()
 	if c.TallyHeader != "" {
 		report.tally = map[Answer]int{}
 	}
-	for result := range attacker.Attack(vegeta.NewStaticTargeter(targets...), vegeta.Rate{}, c.Duration, "load") {
+	for result := range attacker.Attack(vegeta.NewStaticTargeter(targets...), rate, c.Duration, "load") {
 		metrics.Add(result)
 		report.count(result)
 		if report.tally != nil && result.Code != 0 {
@@ -152,11 +172,11 @@ func Run(ctx context.Context, c Config) (Report, error) {
 	return report, ctx.Err()
 }
 
-// newClient: one keep-alive connection per worker, HTTP/1.1, no redirects followed, and never a
+// newClient: at most connections keep-alive connections, one per worker, HTTP/1.1, no redirects followed, and never a
 // proxy from the environment (targets are loopback or containers the caller runs). A connect
 // timeout of its own makes a dial that never completes (an address that went away) count as
 // not connected rather than as a request lost.
-func newClient(c Config) *http.Client {
+func newClient(c Config, connections int) *http.Client {
 	dialer := &net.Dialer{Timeout: ConnectTimeout, KeepAlive: 30 * time.Second}
 	return &http.Client{
 		Timeout: c.Timeout,
@@ -165,8 +185,8 @@ func newClient(c Config) *http.Client {
 		},
 		Transport: tracedTransport{&http.Transport{
 			DialContext:         dialer.DialContext,
-			MaxIdleConnsPerHost: c.Connections,
-			MaxConnsPerHost:     c.Connections,
+			MaxIdleConnsPerHost: connections,
+			MaxConnsPerHost:     connections,
 			DisableCompression:  true,
 		}},
 	}

@@ -28,6 +28,9 @@ func TestValidate(t *testing.T) {
 		{"unbounded duration", func(c *Config) { c.Duration = MaxDuration + time.Second }, "duration"},
 		{"no requests", func(c *Config) { c.MaxRequests = 0 }, "max requests"},
 		{"no timeout", func(c *Config) { c.Timeout = 0 }, "timeout"},
+		{"open loop", func(c *Config) { c.Rate = 100 }, ""},
+		{"negative rate", func(c *Config) { c.Rate = -1 }, "rate"},
+		{"unbounded rate", func(c *Config) { c.Rate = MaxRate + 1 }, "rate"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -44,6 +47,42 @@ func TestValidate(t *testing.T) {
 				t.Fatalf("Validate() = %v, want an error about %q", err, tt.want)
 			}
 		})
+	}
+}
+
+// An open-loop run keeps its rate when every answer takes longer than the period, and its
+// latencies show the wait: a closed loop on the same connections would send a fraction of the
+// requests, each measured as fast as the server let it start (coordinated omission).
+func TestRunOpenLoopKeepsTheRateWhenAnswersAreSlow(t *testing.T) {
+	const delay = 100 * time.Millisecond
+	server := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(delay)
+		_, _ = w.Write([]byte("ok\n"))
+	}))
+	defer server.Close()
+
+	config := Config{
+		Targets: []string{server.URL}, Connections: 2, Duration: time.Second,
+		MaxRequests: 1000, Timeout: 5 * time.Second,
+	}
+	closed, err := Run(context.Background(), config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	config.Rate = 200
+	open, err := Run(context.Background(), config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Two connections, 100 ms each: at most ~20 closed-loop requests in a second.
+	if closed.Requests > 25 {
+		t.Errorf("closed loop sent %d requests, want at most 25", closed.Requests)
+	}
+	if open.Requests < 180 || open.Requests > 201 {
+		t.Errorf("open loop at 200/s for 1 s sent %d requests, want 180..201", open.Requests)
+	}
+	if open.OfferedRPS != 200 || open.Failed != 0 || open.P50Ms < float64(delay.Milliseconds()) {
+		t.Errorf("open loop report = %+v, want offered 200/s, no failures, p50 >= %v", open, delay)
 	}
 }
 
