@@ -8,7 +8,7 @@ Shapes (results.json, written by bench.py):
   results[path][scenario] = summarise(rounds): rps, p50_ms, p99_ms (median round), requests,
     errors (all rounds), rounds_rps, cpu_us (container -> CPU µs per request over all rounds,
     "machine" for every CPU of the machine, None where it cannot be read), and for the direct
-    path fixed_rate: the open-loop run at half the scenario's saturated rate (offered_rps, rps,
+    path fixed_rate: the open-loop run at a quarter of the saturated rate (offered_rps, rps,
     p50_ms, p99_ms, max_ms, errors).
 """
 
@@ -224,7 +224,7 @@ def markdown(results: dict[str, dict[str, Any]], command: str, setup: str) -> st
         "Docker's own processes and the kernel's network work included.",
         "",
         "| Scenario | Route | Path | req/s | x ceiling | p50 ms | p99 ms "
-        "| p99 ms at ½ rate | errors | CPU µs/request |",
+        "| p99 ms at fixed rate | errors | CPU µs/request |",
         "|---|---|---|---:|---:|---:|---:|---:|---:|---|",
     ]
     for path in PATHS:
