@@ -70,6 +70,8 @@ class Stack:
     # Host numbers in the subnet, fixed in compose.yaml (GO_SERVICE_IP and the like).
     GO_SERVICE: ClassVar[int] = 10
     PY_SERVICE: ClassVar[int] = 11
+    PY_REDIS_SERVICE: ClassVar[int] = 12
+    PY_FLASK_SERVICE: ClassVar[int] = 13
 
     def address(self, host: int) -> str:
         return f"10.213.{self.net}.{host}"
@@ -108,6 +110,8 @@ class Stack:
             STACK_IP_RANGE=f"{self.address(128)}/25",
             GO_SERVICE_IP=self.address(self.GO_SERVICE),
             PY_SERVICE_IP=self.address(self.PY_SERVICE),
+            PY_REDIS_SERVICE_IP=self.address(self.PY_REDIS_SERVICE),
+            PY_FLASK_SERVICE_IP=self.address(self.PY_FLASK_SERVICE),
             PY_CACHE_TTL=str(self.py_cache_ttl),
             **({"ALERT_WEBHOOK_URL": self.alert_webhook_url} if self.alert_webhook_url else {}),
             # compose.yaml refuses to load without these; stack.sh sets its own for `up`, and the

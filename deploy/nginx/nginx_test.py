@@ -128,6 +128,9 @@ class NginxConfigTest(unittest.TestCase):
             .replace("unix:/tmp/nginx-fallback.sock", f"unix:{fallback}")
             .replace("go-service:8080", f"127.0.0.1:{go_port}")
             .replace("py-service:8000", f"127.0.0.1:{py_port}")
+            # The profiles' apps are absent here: an address nothing listens on.
+            .replace("py-service-redis:8000", f"127.0.0.1:{free_port()}")
+            .replace("py-service-flask:8000", f"127.0.0.1:{free_port()}")
         )
         cls.go = Upstream(
             [ARGS["GO_SERVICE"], "-listen", f"127.0.0.1:{go_port}"],
