@@ -38,7 +38,7 @@ REPORT_LUA = "/usr/local/share/bench/report.lua"
 GENERATOR_IMAGE = "cache-platform/loadgen:dev"
 # loadgen's open loop (vegeta's attacker on net/http) spends 70-90 µs of CPU per request, about
 # six times wrk's: above this rate it would compete with the stack for the machine's CPUs.
-FIXED_RATE_CAP = 4000
+FIXED_RATE_CAP = 2000
 
 
 def parse_args() -> argparse.Namespace:
