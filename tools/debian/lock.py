@@ -18,7 +18,9 @@ a set this one layers on (`layers_on`); otherwise the first alternative that exi
 package before a virtual one (among providers: one already chosen, else the first by name). An
 excluded package therefore satisfies every dependency on it, and its own dependencies come in only
 if something else needs them. Versions in dependencies are checked: a lock that cannot satisfy them
-fails with the reason.
+fails with the reason. A set may name its own "suite" (packages.json): it is then resolved against
+that suite's index, and whatever its lower layers (from the top-level suite) provide is checked
+against the versions they really have.
 """
 
 from __future__ import annotations
@@ -332,12 +334,21 @@ class Resolver:
         return found
 
     def resolve(
-        self, set_name: str, roots: list[str], excludes: set[str], below: set[str]
+        self,
+        set_name: str,
+        roots: list[str],
+        excludes: set[str],
+        below: dict[str, str] | set[str],
     ) -> tuple[dict[str, Package], dict[str, str]]:
         """The closure of `roots`, minus excludes and what `below` (lower layers) has.
 
-        Returns the packages and, for each, the package that pulled it in ("" for a root).
+        `below` maps each package of the lower layers to its locked version (a set: versions
+        unchecked). A lower layer may come from another suite (a set's own "suite"), so a
+        dependency it satisfies is checked against the version it really has, and LockError says
+        so when it is too old. Returns the packages and, for each, the package that pulled it in
+        ("" for a root).
         """
+        below_versions = below if isinstance(below, dict) else {}
         chosen: dict[str, Package] = {}
         parent: dict[str, str] = {}
         queue: list[str] = []
@@ -353,6 +364,13 @@ class Resolver:
         while queue:
             pkg = self.packages[queue.pop(0)]
             for group in pkg.depends:
+                for name, op, version in group:
+                    lower = below_versions.get(name)
+                    if lower and op and not satisfies(lower, op, version) and len(group) == 1:
+                        raise LockError(
+                            f"set {set_name}: {pkg.name} needs {name} ({op} {version}); a lower"
+                            f" layer has {lower}"
+                        )
                 options = [(alt, self._candidates(*alt)) for alt in group]
                 if any(
                     alt[0] in excludes
@@ -405,9 +423,18 @@ def set_order(sets: dict[str, dict[str, Any]]) -> list[str]:
     return done
 
 
-def lock(config: dict[str, Any], mirror: str, why_names: list[str]) -> dict[str, Any]:
-    suite, arch = str(config["suite"]), str(config["arch"])
-    component = str(config.get("component", "main"))
+@dataclass
+class Suite:
+    """One suite's verified package index."""
+
+    name: str
+    packages: dict[str, Package]
+    resolver: Resolver
+    release: dict[str, Any]
+
+
+def load_suite(mirror: str, suite: str, arch: str, component: str) -> Suite:
+    """Fetches and verifies `suite`'s InRelease and Packages.xz. LockError on any mismatch."""
     signed = fetch(f"{mirror}/dists/{suite}/InRelease")
     release_text, verified = verify_inrelease(signed)
     release = release_fields(release_text)
@@ -417,31 +444,59 @@ def lock(config: dict[str, Any], mirror: str, why_names: list[str]) -> dict[str,
     got_sha = hashlib.sha256(data).hexdigest()
     if got_sha != want_sha or len(data) != want_size:
         raise LockError(
-            f"{index}: sha256 {got_sha} ({len(data)} bytes) is not InRelease's {want_sha}"
+            f"{suite} {index}: sha256 {got_sha} ({len(data)} bytes) is not InRelease's {want_sha}"
         )
     packages = parse_packages(lzma.decompress(data).decode("utf-8"), arch)
-    resolver = Resolver(packages)
+    return Suite(
+        name=suite,
+        packages=packages,
+        resolver=Resolver(packages),
+        release={
+            "codename": release.get("Codename", ""),
+            "version": release.get("Version", ""),
+            "date": release.get("Date", ""),
+            "packages_xz_sha256": got_sha,
+            "inrelease_signature_verified": verified,
+        },
+    )
+
+
+def lock(config: dict[str, Any], mirror: str, why_names: list[str]) -> dict[str, Any]:
+    """packages.json's sets resolved: each against the top-level suite, or its own "suite"."""
+    suite, arch = str(config["suite"]), str(config["arch"])
+    component = str(config.get("component", "main"))
+    suites: dict[str, Suite] = {}
+    for name in [
+        suite,
+        *sorted({str(s["suite"]) for s in config["sets"].values() if "suite" in s}),
+    ]:
+        if name not in suites:
+            suites[name] = load_suite(mirror, name, arch, component)
 
     sets: dict[str, dict[str, Any]] = config["sets"]
-    closures: dict[str, set[str]] = {}
+    closures: dict[str, dict[str, str]] = {}
     out_sets: dict[str, Any] = {}
     for name in set_order(sets):
         spec = sets[name]
+        source = suites[str(spec.get("suite", suite))]
         layers_on = sorted(str(s) for s in spec.get("layers_on", []))
-        below: set[str] = set()
+        below: dict[str, str] = {}
         for lower in layers_on:
             below |= closures[lower]
         excludes = {str(e) for e in spec.get("excludes", [])}
-        unknown = sorted(e for e in excludes if e not in packages and e not in resolver.providers)
+        unknown = sorted(
+            e for e in excludes if e not in source.packages and e not in source.resolver.providers
+        )
         if unknown:
-            raise LockError(f"set {name}: excludes {', '.join(unknown)}: not in the suite")
+            raise LockError(f"set {name}: excludes {', '.join(unknown)}: not in {source.name}")
         roots = [str(r) for r in spec["roots"]]
-        chosen, parent = resolver.resolve(name, roots, excludes, below)
-        closures[name] = below | set(chosen)
+        chosen, parent = source.resolver.resolve(name, roots, excludes, below)
+        closures[name] = below | {n: p.version for n, p in chosen.items()}
         for wanted in why_names:
             if wanted in chosen:
                 print(f"{name}: {why(wanted, parent)}", file=sys.stderr)
         out_sets[name] = {
+            **({"suite": source.name} if source.name != suite else {}),
             "layers_on": layers_on,
             "packages": [chosen[n].entry() for n in sorted(chosen)],
         }
@@ -450,13 +505,12 @@ def lock(config: dict[str, Any], mirror: str, why_names: list[str]) -> dict[str,
         "suite": suite,
         "arch": arch,
         "component": component,
-        "release": {
-            "codename": release.get("Codename", ""),
-            "version": release.get("Version", ""),
-            "date": release.get("Date", ""),
-            "packages_xz_sha256": got_sha,
-            "inrelease_signature_verified": verified,
-        },
+        "release": suites[suite].release,
+        **(
+            {"other_releases": {n: s.release for n, s in sorted(suites.items()) if n != suite}}
+            if len(suites) > 1
+            else {}
+        ),
         "input_sha256": canonical_sha256(config),
         "sets": {name: out_sets[name] for name in sorted(out_sets)},
     }

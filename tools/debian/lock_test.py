@@ -154,6 +154,17 @@ class Resolver(unittest.TestCase):
     def test_lower_layers_are_left_out(self) -> None:
         self.assertEqual(self.names({"conf", "awk"}, {"libc", "tool"}), ["app", "libfoo"])
 
+    def test_a_lower_layer_is_checked_at_the_version_it_has(self) -> None:
+        # A set from another suite (say sid) on a lower layer from the top-level one (trixie):
+        # the lower layer's libfoo 1.0 does not satisfy app's libfoo (>= 2), whatever this
+        # suite's own libfoo is.
+        with self.assertRaisesRegex(
+            lock.LockError, r"app needs libfoo \(>= 2\); a lower layer has 1.0"
+        ):
+            self.resolver.resolve("t", ["app"], {"conf", "awk"}, {"libfoo": "1.0"})
+        chosen, _ = self.resolver.resolve("t", ["app"], {"conf", "awk"}, {"libfoo": "2.0"})
+        self.assertNotIn("libfoo", chosen)
+
     def test_unsatisfiable_version(self) -> None:
         index = "\n\n".join([stanza("app", depends="lib (>= 3)"), stanza("lib", "2")])
         resolver = lock.Resolver(lock.parse_packages(index, "amd64"))
