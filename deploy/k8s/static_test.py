@@ -342,6 +342,13 @@ class StaticTest(unittest.TestCase):
         for spec in pod_specs(docs(self.rendered["prod"])).values():
             self.assertRegex(spec["containers"][0]["image"], r"^cache-platform/[a-z-]+:dev$")
 
+    def test_argo_cd_applies_what_cd_renders(self) -> None:
+        app = yaml.safe_load((Path(ARGS[4]) / "k8s/gitops/application.yaml").read_text())
+        self.assertEqual(app["kind"], "Application")
+        self.assertEqual(app["spec"]["source"]["path"], "deploy/k8s/clusters/prod")
+        self.assertEqual(app["spec"]["destination"]["namespace"], "cache-platform")
+        self.assertIn("ServerSideApply=true", app["spec"]["syncPolicy"]["syncOptions"])
+
     def test_render_refuses_a_missing_or_bad_registry(self) -> None:
         for registry in ("", "https://registry.example", "Registry.Example"):
             with self.subTest(registry=registry):
