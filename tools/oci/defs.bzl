@@ -2,11 +2,12 @@
 
 rules_oci is in no registry reachable here. These rules keep its interface
 (`oci_image(base, tars, entrypoint, cmd, env, user, workdir, exposed_ports, labels)`,
-`oci_load(image, repo_tags)`), so moving to rules_oci is a change of `load()` lines. The one
-extension is `oci_image(healthcheck)`, which rules_oci lacks (Docker reads it from the image
-config); drop it when switching and keep the compose healthcheck. The OCI work itself (layers,
-digests, config, manifest, layout, docker-archive) is done by //tools/oci/cmd/ocitool with
-go-containerregistry.
+`oci_load(image, repo_tags)`, `oci_push(image, repository, remote_tags)`), so moving to rules_oci
+is a change of `load()` lines. The extensions: `oci_image(healthcheck)`, which rules_oci lacks
+(Docker reads it from the image config; drop it when switching and keep the compose healthcheck),
+and `oci_push`'s registry, taken from $OCI_REGISTRY at run time (with rules_oci, pass
+`--repository` instead). The OCI work itself (layers, digests, config, manifest, layout,
+docker-archive, push) is done by //tools/oci/cmd/ocitool with go-containerregistry.
 """
 
 _OCITOOL = Label("//tools/oci/cmd/ocitool")
@@ -103,5 +104,41 @@ oci_load = rule(
         "repo_tags": attr.string_list(mandatory = True),
         "_ocitool": attr.label(default = _OCITOOL, executable = True, cfg = "exec"),
         "_loader": attr.label(default = Label("//tools/oci:load.sh.tpl"), allow_single_file = True),
+    },
+)
+
+def _oci_push_impl(ctx):
+    launcher = ctx.actions.declare_file(ctx.label.name + ".sh")
+    ctx.actions.expand_template(
+        template = ctx.file._launcher,
+        output = launcher,
+        substitutions = {
+            "{{IMAGE}}": ctx.file.image.short_path,
+            "{{OCITOOL}}": ctx.executable._ocitool.short_path,
+            "{{REPOSITORY}}": ctx.attr.repository,
+            "{{TAGS}}": " ".join(ctx.attr.remote_tags),
+        },
+        is_executable = True,
+    )
+    return [DefaultInfo(
+        executable = launcher,
+        runfiles = ctx.runfiles(files = [ctx.file.image]).merge(ctx.attr._ocitool[DefaultInfo].default_runfiles),
+    )]
+
+oci_push = rule(
+    implementation = _oci_push_impl,
+    doc = """`bazel run` pushes the image by digest, tags it with remote_tags, and prints REPO@sha256:...
+
+rules_oci's `oci_push(image, repository, remote_tags)`, with one difference: `repository` is the
+path in the registry (like "cache-platform/go-service") and the registry comes from the variable
+OCI_REGISTRY at run time, so no registry is ever written in the repo; `-- --repository R` replaces
+both, as rules_oci's does.""",
+    executable = True,
+    attrs = {
+        "image": attr.label(allow_single_file = True, mandatory = True, doc = "An oci_image."),
+        "repository": attr.string(mandatory = True, doc = "Repository path, prefixed by $OCI_REGISTRY/."),
+        "remote_tags": attr.string_list(doc = "Tags to point at the pushed digest."),
+        "_ocitool": attr.label(default = _OCITOOL, executable = True, cfg = "target"),
+        "_launcher": attr.label(default = Label("//tools/oci:push.sh.tpl"), allow_single_file = True),
     },
 )

@@ -10,12 +10,15 @@
 //	ocitool docker-archive --image DIR --tag REPO:TAG [--tag REPO:TAG]... --out T.tar
 //	ocitool inspect --image DIR     (JSON: config, sizes, every layer's files)
 //	ocitool digest --image DIR      (the manifest digest)
+//	ocitool push --image DIR --repository [REGISTRY/]REPO [--tag TAG]...
+//	                                (prints REGISTRY/REPO@sha256:...; credentials from the Docker config)
 //
 // Outputs are reproducible: entries and images are dated SOURCE_DATE_EPOCH when it is set, else the
 // Unix epoch (--created overrides it for images). Usage errors exit 2, other failures 1.
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -26,14 +29,16 @@ import (
 	"strings"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"cacheplatform/tools/oci/internal/image"
 	"cacheplatform/tools/oci/internal/layer"
 )
 
-const usage = "usage: ocitool layer|image|docker-archive|inspect|digest [flags] (ocitool COMMAND -h for flags)"
+const usage = "usage: ocitool layer|image|docker-archive|inspect|digest|push [flags] (ocitool COMMAND -h for flags)"
 
 // list is a repeatable string flag.
 type list []string
@@ -52,6 +57,7 @@ func main() {
 func run(args []string, stdout, stderr io.Writer) int {
 	commands := map[string]func([]string, io.Writer, io.Writer) error{
 		"layer": layerCmd, "image": imageCmd, "docker-archive": archiveCmd, "inspect": inspectCmd, "digest": digestCmd,
+		"push": pushCmd,
 	}
 	var err error
 	if len(args) == 0 {
@@ -384,5 +390,58 @@ func digestCmd(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	fmt.Fprintln(stdout, digest)
+	return nil
+}
+
+// pushTimeout bounds one push: the images here are tens of MB, and a registry that stops answering
+// must not hang a CD job.
+const pushTimeout = 10 * time.Minute
+
+// pushCmd uploads the image (blobs, then the manifest by digest) and then points each --tag at
+// it. The digest it prints is the manifest's, the same `ocitool digest` and the image rule print,
+// so a deployment can name exactly the bytes Bazel built. A registry on localhost or a loopback or
+// private address is spoken to over plain HTTP (go-containerregistry's rule); any other over HTTPS.
+func pushCmd(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("push", flag.ContinueOnError)
+	repository := fs.String("repository", "", "REGISTRY/REPO, like registry.example:5000/cache-platform/go_service")
+	var tags list
+	fs.Var(&tags, "tag", "tag to point at the pushed digest (repeatable; none: by digest only)")
+	dir := fs.String("image", "", "OCI image layout directory")
+	if err := parse(fs, args, stderr, "image", "repository"); err != nil {
+		return err
+	}
+	repo, err := name.NewRepository(*repository, name.StrictValidation)
+	if err != nil {
+		return usageError("--repository %q: %v (want REGISTRY/REPO, no tag or digest)", *repository, err)
+	}
+	refs := make([]name.Tag, 0, len(tags))
+	for _, t := range tags {
+		tag, err := name.NewTag(repo.Name()+":"+t, name.StrictValidation)
+		if err != nil {
+			return usageError("--tag %q: %v", t, err)
+		}
+		refs = append(refs, tag)
+	}
+	img, err := image.Read(*dir)
+	if err != nil {
+		return fmt.Errorf("--image %s: %w", *dir, err)
+	}
+	digest, err := img.Digest()
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), pushTimeout)
+	defer cancel()
+	opts := []remote.Option{remote.WithContext(ctx), remote.WithAuthFromKeychain(authn.DefaultKeychain)}
+	byDigest := repo.Digest(digest.String())
+	if err := remote.Write(byDigest, img, opts...); err != nil {
+		return fmt.Errorf("push %s: %w", byDigest, err)
+	}
+	for _, tag := range refs {
+		if err := remote.Tag(tag, img, opts...); err != nil {
+			return fmt.Errorf("tag %s: %w", tag, err)
+		}
+	}
+	fmt.Fprintln(stdout, byDigest.String())
 	return nil
 }

@@ -4,6 +4,9 @@ import (
 	"archive/tar"
 	"bytes"
 	"encoding/json"
+	"io"
+	"log"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
@@ -12,6 +15,8 @@ import (
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/registry"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 
 	"cacheplatform/tools/oci/internal/image"
@@ -254,6 +259,10 @@ func TestErrors(t *testing.T) {
 		{[]string{"inspect"}, 2, "--image is required"},
 		{[]string{"digest", "--image", filepath.Join(dir, "nothing")}, 1, "--image"},
 		{[]string{"digest", "-h"}, 0, ""},
+		{[]string{"push", "--image", dir}, 2, "--repository is required"},
+		{[]string{"push", "--image", dir, "--repository", "Upper/Case"}, 2, "--repository"},
+		{[]string{"push", "--image", dir, "--repository", "127.0.0.1:5000/x", "--tag", "a:b"}, 2, "--tag"},
+		{[]string{"push", "--image", dir, "--repository", "127.0.0.1:5000/x"}, 1, "--image"},
 	} {
 		var stdout, stderr bytes.Buffer
 		code := run(tc.args, &stdout, &stderr)
@@ -281,5 +290,51 @@ func TestParseFile(t *testing.T) {
 		if err != nil || dst != tc.dst || src != tc.src || mode != tc.mode {
 			t.Errorf("parseFile(%q) = %q, %q, %o, %v", tc.spec, dst, src, mode, err)
 		}
+	}
+}
+
+// TestPush pushes to an in-memory registry on loopback and reads back, by the printed digest and by
+// each tag, the very manifest the layout holds.
+func TestPush(t *testing.T) {
+	t.Setenv("DOCKER_CONFIG", t.TempDir()) // no credentials of the machine's
+	srv := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
+	defer srv.Close()
+	dir := t.TempDir()
+	layerTar := filepath.Join(dir, "l.tar")
+	ocitool(t, "layer", "--out", layerTar, "--file", "app/x="+write(t, filepath.Join(dir, "x"), []byte("x"), 0o644))
+	imgDir := filepath.Join(dir, "img")
+	digest := strings.TrimSpace(ocitool(t, "image", "--out", imgDir, "--layer", layerTar))
+	repo := strings.TrimPrefix(srv.URL, "http://") + "/cache-platform/x"
+
+	got := strings.TrimSpace(ocitool(t, "push", "--image", imgDir, "--repository", repo, "--tag", "dev", "--tag", "v1"))
+	if want := repo + "@" + digest; got != want {
+		t.Fatalf("push printed %q, want %q", got, want)
+	}
+	local, err := image.Read(imgDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantManifest, err := local.RawManifest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ref := range []string{got, repo + ":dev", repo + ":v1"} {
+		r, err := name.ParseReference(ref)
+		if err != nil {
+			t.Fatal(err)
+		}
+		desc, err := remote.Get(r)
+		if err != nil {
+			t.Fatalf("%s: %v", ref, err)
+		}
+		if desc.Digest.String() != digest || !bytes.Equal(desc.Manifest, wantManifest) {
+			t.Errorf("%s: digest %s, want %s (manifest equal: %v)", ref, desc.Digest, digest, bytes.Equal(desc.Manifest, wantManifest))
+		}
+	}
+	// A registry that does not answer is an error naming what was pushed, on one line.
+	srv.Close()
+	var stdout, stderr bytes.Buffer
+	if code := run([]string{"push", "--image", imgDir, "--repository", repo}, &stdout, &stderr); code != 1 || !strings.Contains(stderr.String(), "push "+repo) {
+		t.Errorf("push to a closed registry: exit %d, %q", code, stderr.String())
 	}
 }

@@ -1,0 +1,576 @@
+"""The prod overlay on a real Kubernetes control plane: etcd, kube-apiserver,
+kube-controller-manager and kube-scheduler on loopback, kwok for nodes.
+
+What it requires of the rendered, digest-pinned prod overlay (what CD commits):
+- the API server accepts it, server-side applied, into its namespace, which enforces the
+  PodSecurity "restricted" standard;
+- every Deployment rolls out: all replicas Running and Ready on kwok's nodes;
+- the HPA, the PodDisruptionBudgets (processed by the disruption controller) and the
+  NetworkPolicies are accepted;
+- a rolling update of the Go service to a new image digest completes;
+- a pod that breaks the restricted standard is refused by the real PodSecurity admission.
+
+kwok plays the kubelet: it marks pods Running and Ready without running them (no image is pulled;
+the pod and service CIDRs are API data only, nothing sends traffic to them). The binaries are built
+once per machine by go_tools.sh from deploy/k8s/controlplane/go.mod (k8s.io/kubernetes at one
+version); etcd is trixie's etcd-server, pinned in tools/debian/packages.lock.json.
+
+Arguments: GO_TOOLS_SH CP_GO_MOD CP_GO_SUM TOOLS_GO_MOD TOOLS_GO_SUM RENDER_SH PROD_OVERLAY
+TOOL_FROM_TARS_SH NAME=DIGEST_FILE... -- ETCD_TAR...
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+ARGS: list[str] = []
+NAMESPACE = "cache-platform"
+REGISTRY = "127.0.0.1:5000/cp-test"  # only a name here: kwok pulls nothing
+NODES = ("kwok-node-0", "kwok-node-1", "kwok-node-2")
+STEP_TIMEOUT_S = 120
+TIMINGS: dict[str, float] = {}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def run(*cmd: str, timeout: float = STEP_TIMEOUT_S, **kwargs: Any) -> str:
+    """The command's stdout; its stderr in the error when it fails."""
+    proc = subprocess.run(
+        cmd, capture_output=True, text=True, timeout=timeout, check=False, **kwargs
+    )
+    if proc.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd)}: exit {proc.returncode}: {proc.stderr.strip()}")
+    return proc.stdout
+
+
+def wait_for(what: str, check: Any, timeout: float = STEP_TIMEOUT_S) -> None:
+    """Polls check() until it is truthy; an AssertionError naming `what` after timeout seconds."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        try:
+            if check():
+                return
+        except (OSError, AssertionError, subprocess.TimeoutExpired) as err:
+            last = err
+        time.sleep(0.2)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what} (last error: {last})")
+
+
+class Certificates:
+    """A CA, the API server's serving certificate and client certificates, made with openssl."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.ca = root / "ca.crt"
+        self._openssl(
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=cache-platform-test-ca",
+            "-keyout",
+            str(root / "ca.key"),
+            "-out",
+            str(self.ca),
+        )
+        self._openssl("genrsa", "-out", str(root / "sa.key"), "2048")
+        self._openssl("rsa", "-in", str(root / "sa.key"), "-pubout", "-out", str(root / "sa.pub"))
+
+    def _openssl(self, *args: str) -> None:
+        run("openssl", *args)
+
+    def issue(self, name: str, subject: str, sans: str = "") -> tuple[Path, Path]:
+        """(cert, key) for subject, signed by the CA; sans like "IP:127.0.0.1,DNS:localhost"."""
+        key, csr, crt = (self.root / f"{name}.{ext}" for ext in ("key", "csr", "crt"))
+        self._openssl(
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            subject,
+            "-keyout",
+            str(key),
+            "-out",
+            str(csr),
+        )
+        ext = self.root / f"{name}.ext"
+        usage = "serverAuth" if sans else "clientAuth"
+        ext.write_text(f"extendedKeyUsage={usage}\n" + (f"subjectAltName={sans}\n" if sans else ""))
+        self._openssl(
+            "x509",
+            "-req",
+            "-in",
+            str(csr),
+            "-CA",
+            str(self.ca),
+            "-CAkey",
+            str(self.root / "ca.key"),
+            "-CAcreateserial",
+            "-days",
+            "1",
+            "-extfile",
+            str(ext),
+            "-out",
+            str(crt),
+        )
+        return crt, key
+
+    def kubeconfig(self, name: str, subject: str, server: str) -> Path:
+        crt, key = self.issue(name, subject)
+        path = self.root / f"{name}.kubeconfig"
+        path.write_text(
+            json.dumps(
+                {
+                    "apiVersion": "v1",
+                    "kind": "Config",
+                    "clusters": [
+                        {
+                            "name": "test",
+                            "cluster": {"server": server, "certificate-authority": str(self.ca)},
+                        }
+                    ],
+                    "users": [
+                        {
+                            "name": name,
+                            "user": {"client-certificate": str(crt), "client-key": str(key)},
+                        }
+                    ],
+                    "contexts": [{"name": "test", "context": {"cluster": "test", "user": name}}],
+                    "current-context": "test",
+                }
+            )
+        )
+        return path
+
+
+class ControlPlaneTest(unittest.TestCase):
+    tmp: tempfile.TemporaryDirectory[str]
+    procs: list[tuple[str, subprocess.Popen[bytes]]]
+    kubectl_bin: str
+    admin: Path
+    rendered: Path
+    pins: dict[str, str]
+
+    @classmethod
+    def setUpClass(cls) -> None:
+        cls.procs = []
+        cls.tmp = tempfile.TemporaryDirectory()
+        try:
+            cls._bring_up(Path(cls.tmp.name))
+        except BaseException:
+            cls.tearDownClass()
+            raise
+
+    @classmethod
+    def _bring_up(cls, tmp: Path) -> None:
+        sep = ARGS.index("--")
+        go_tools, cp_mod, cp_sum, tools_mod, tools_sum, render_sh, overlay, tool_from_tars = ARGS[
+            :8
+        ]
+        pins, etcd_tars = ARGS[8:sep], ARGS[sep + 1 :]
+        cls.pins = dict(p.split("=", 1) for p in pins)
+        if not shutil.which("openssl"):
+            raise RuntimeError(
+                "openssl is needed for the test's certificates: apt-get install openssl"
+            )
+
+        start = time.monotonic()
+        bins = Path(run(go_tools, cp_mod, cp_sum, timeout=3600).strip())
+        TIMINGS["binaries (go_tools.sh; cold: a build)"] = time.monotonic() - start
+        cls.kubectl_bin = str(bins / "bin" / "kubectl")
+        cls.rendered = tmp / "prod.yaml"
+        run(
+            render_sh,
+            go_tools,
+            tools_mod,
+            tools_sum,
+            overlay,
+            *pins,
+            "--out",
+            str(cls.rendered),
+            env={**os.environ, "OCI_REGISTRY": REGISTRY},
+            timeout=1800,
+        )
+        etcd = run(tool_from_tars, str(tmp / "etcd-bin"), "usr/bin/etcd", *etcd_tars).strip()
+
+        up = time.monotonic()
+        certs = Certificates(tmp)
+        api_port, etcd_port, peer_port = free_port(), free_port(), free_port()
+        server = f"https://127.0.0.1:{api_port}"
+        api_crt, api_key = certs.issue(
+            "apiserver",
+            "/CN=kube-apiserver",
+            "IP:127.0.0.1,IP:10.0.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc",
+        )
+        cls.admin = certs.kubeconfig("admin", "/O=system:masters/CN=admin", server)
+        cm_config = certs.kubeconfig(
+            "controller-manager", "/CN=system:kube-controller-manager", server
+        )
+        sched_config = certs.kubeconfig("scheduler", "/CN=system:kube-scheduler", server)
+        TIMINGS["certificates"] = time.monotonic() - up
+
+        etcd_url = f"http://127.0.0.1:{etcd_port}"
+        cls._start(
+            "etcd",
+            etcd,
+            "--data-dir",
+            str(tmp / "etcd"),
+            "--listen-client-urls",
+            etcd_url,
+            "--advertise-client-urls",
+            etcd_url,
+            "--listen-peer-urls",
+            f"http://127.0.0.1:{peer_port}",
+            "--initial-advertise-peer-urls",
+            f"http://127.0.0.1:{peer_port}",
+            "--initial-cluster",
+            f"default=http://127.0.0.1:{peer_port}",
+            # A test's throwaway store: durability costs seconds here and buys nothing.
+            "--unsafe-no-fsync",
+            "--log-level",
+            "warn",
+        )
+        wait_for(
+            "etcd /health",
+            lambda: b'"true"' in urllib.request.urlopen(f"{etcd_url}/health", timeout=2).read(),
+        )
+        TIMINGS["etcd healthy"] = time.monotonic() - up
+
+        cls._start(
+            "kube-apiserver",
+            str(bins / "bin/kube-apiserver"),
+            "--etcd-servers",
+            etcd_url,
+            "--bind-address",
+            "127.0.0.1",
+            "--advertise-address",
+            "127.0.0.1",
+            "--secure-port",
+            str(api_port),
+            "--tls-cert-file",
+            str(api_crt),
+            "--tls-private-key-file",
+            str(api_key),
+            "--client-ca-file",
+            str(certs.ca),
+            "--service-account-issuer",
+            "https://kubernetes.default.svc",
+            "--service-account-key-file",
+            str(tmp / "sa.pub"),
+            "--service-account-signing-key-file",
+            str(tmp / "sa.key"),
+            "--authorization-mode",
+            "RBAC,Node",
+            "--enable-admission-plugins",
+            "NodeRestriction",
+            # No kube-proxy or kubelets to reconcile the kubernetes Service's endpoints against.
+            "--endpoint-reconciler-type",
+            "none",
+            "--service-cluster-ip-range",
+            "10.0.0.0/24",
+            "--allow-privileged=false",
+        )
+        wait_for(
+            "kube-apiserver /readyz",
+            lambda: cls.kubectl("get", "--raw", "/readyz").strip() == "ok",
+            timeout=60,
+        )
+        TIMINGS["kube-apiserver ready"] = time.monotonic() - up
+
+        cls._start(
+            "kube-controller-manager",
+            str(bins / "bin/kube-controller-manager"),
+            "--kubeconfig",
+            str(cm_config),
+            "--leader-elect=false",
+            "--bind-address",
+            "127.0.0.1",
+            "--secure-port",
+            str(free_port()),
+            "--service-account-private-key-file",
+            str(tmp / "sa.key"),
+            "--root-ca-file",
+            str(certs.ca),
+            "--use-service-account-credentials=true",
+            "--cluster-cidr",
+            "10.244.0.0/16",
+            "--service-cluster-ip-range",
+            "10.0.0.0/24",
+        )
+        cls._start(
+            "kube-scheduler",
+            str(bins / "bin/kube-scheduler"),
+            "--kubeconfig",
+            str(sched_config),
+            "--leader-elect=false",
+            "--bind-address",
+            "127.0.0.1",
+            "--secure-port",
+            str(free_port()),
+        )
+        cls._start(
+            "kwok",
+            str(bins / "bin/kwok"),
+            "--kubeconfig",
+            str(cls.admin),
+            "--config",
+            str(bins / "kwok-stages.yaml"),
+            "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
+            "--node-ip=127.0.0.1",
+            "--cidr=10.244.0.0/24",
+            "--server-address",
+            f"127.0.0.1:{free_port()}",
+        )
+        nodes = tmp / "nodes.json"
+        nodes.write_text(
+            json.dumps(
+                {
+                    "apiVersion": "v1",
+                    "kind": "List",
+                    "items": [
+                        {
+                            "apiVersion": "v1",
+                            "kind": "Node",
+                            "metadata": {
+                                "name": n,
+                                "annotations": {"kwok.x-k8s.io/node": "fake"},
+                                "labels": {"kubernetes.io/hostname": n, "type": "kwok"},
+                            },
+                            "status": {
+                                "allocatable": {"cpu": "16", "memory": "64Gi", "pods": "110"},
+                                "capacity": {"cpu": "16", "memory": "64Gi", "pods": "110"},
+                            },
+                        }
+                        for n in NODES
+                    ],
+                }
+            )
+        )
+        cls.kubectl("apply", "-f", str(nodes))
+        wait_for(
+            "kwok nodes Ready",
+            lambda: all(
+                any(
+                    c["type"] == "Ready" and c["status"] == "True"
+                    for c in n["status"].get("conditions", [])
+                )
+                for n in cls.get("nodes")["items"]
+            ),
+        )
+        # The namespace's default ServiceAccount: the controllers work.
+        wait_for(
+            "the controllers",
+            lambda: cls.kubectl("-n", "default", "get", "serviceaccount", "default"),
+        )
+        TIMINGS["control plane up, nodes Ready (bring-up)"] = time.monotonic() - up
+
+    @classmethod
+    def _start(cls, name: str, *cmd: str) -> None:
+        log = (Path(cls.tmp.name) / f"{name}.log").open("wb")
+        cls.procs.append((name, subprocess.Popen(cmd, stdout=log, stderr=log)))
+        log.close()
+
+    @classmethod
+    def tearDownClass(cls) -> None:
+        failed = []
+        for name, proc in reversed(cls.procs):
+            if proc.poll() is not None:
+                failed.append(name)
+            proc.terminate()
+        for _name, proc in cls.procs:
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        # A component that died is the likeliest cause of any failure: show its log's end.
+        for name in failed:
+            log = (Path(cls.tmp.name) / f"{name}.log").read_text(errors="replace")
+            print(f"--- {name} exited early; its log ends:\n{log[-3000:]}", file=sys.stderr)
+        for what, seconds in TIMINGS.items():
+            print(f"timing: {what}: {seconds:.1f} s", file=sys.stderr)
+        cls.tmp.cleanup()
+
+    @classmethod
+    def kubectl(cls, *args: str, timeout: float = STEP_TIMEOUT_S) -> str:
+        return run(cls.kubectl_bin, "--kubeconfig", str(cls.admin), *args, timeout=timeout)
+
+    @classmethod
+    def get(cls, *args: str) -> dict[str, Any]:
+        return json.loads(cls.kubectl("get", "-o", "json", *args))
+
+    def test_prod_overlay_rolls_out_and_updates_under_restricted(self) -> None:
+        start = time.monotonic()
+        self.kubectl(
+            "apply",
+            "--server-side",
+            "--field-manager",
+            "control-plane-test",
+            "-f",
+            str(self.rendered),
+        )
+        labels = self.get("namespace", NAMESPACE)["metadata"]["labels"]
+        self.assertEqual(labels["pod-security.kubernetes.io/enforce"], "restricted")
+
+        deployments = {
+            d["metadata"]["name"]: d for d in self.get("-n", NAMESPACE, "deployments")["items"]
+        }
+        self.assertEqual(set(deployments), set(self.pins))
+        for name in deployments:
+            self.kubectl(
+                "-n",
+                NAMESPACE,
+                "rollout",
+                "status",
+                f"deployment/{name}",
+                "--timeout=120s",
+                timeout=130,
+            )
+        pods = self.get("-n", NAMESPACE, "pods")["items"]
+        for name, d in deployments.items():
+            mine = [
+                p for p in pods if p["metadata"]["labels"].get("app.kubernetes.io/name") == name
+            ]
+            self.assertEqual(len(mine), d["spec"]["replicas"], name)
+            digest = Path(self.pins[name]).read_text().strip()
+            for pod in mine:
+                self.assertEqual(pod["status"]["phase"], "Running", pod["metadata"]["name"])
+                self.assertIn(pod["spec"]["nodeName"], NODES)
+                self.assertEqual(
+                    pod["spec"]["containers"][0]["image"],
+                    f"{REGISTRY}/cache-platform/{name}@{digest}",
+                )
+        TIMINGS["apply + every Deployment rolled out"] = time.monotonic() - start
+
+        # Accepted, and the disruption controller has counted the pods each budget covers.
+        wait_for(
+            "PodDisruptionBudgets processed",
+            lambda: all(
+                pdb["status"].get("expectedPods")
+                == deployments[pdb["metadata"]["name"]]["spec"]["replicas"]
+                for pdb in self.get("-n", NAMESPACE, "poddisruptionbudgets")["items"]
+            ),
+        )
+        hpa = self.get("-n", NAMESPACE, "horizontalpodautoscaler", "go-service")
+        self.assertEqual(hpa["spec"]["scaleTargetRef"]["name"], "go-service")
+        policies = {
+            p["metadata"]["name"] for p in self.get("-n", NAMESPACE, "networkpolicies")["items"]
+        }
+        self.assertEqual(policies, {"default-deny-ingress", "nginx", "apps", "redis"})
+
+        # A new build: the same repository at another digest, rolled out replica by replica.
+        start = time.monotonic()
+        new_digest = "sha256:" + hashlib.sha256(b"the next build of go-service").hexdigest()
+        new_image = f"{REGISTRY}/cache-platform/go-service@{new_digest}"
+        self.kubectl(
+            "-n", NAMESPACE, "set", "image", "deployment/go-service", f"go-service={new_image}"
+        )
+        self.kubectl(
+            "-n",
+            NAMESPACE,
+            "rollout",
+            "status",
+            "deployment/go-service",
+            "--timeout=120s",
+            timeout=130,
+        )
+        go_pods = [
+            p
+            for p in self.get("-n", NAMESPACE, "pods", "-l", "app.kubernetes.io/name=go-service")[
+                "items"
+            ]
+            if not p["metadata"].get("deletionTimestamp")
+        ]
+        self.assertEqual({p["spec"]["containers"][0]["image"] for p in go_pods}, {new_image})
+        self.assertEqual(len(go_pods), deployments["go-service"]["spec"]["replicas"])
+        replica_sets = self.get(
+            "-n", NAMESPACE, "replicasets", "-l", "app.kubernetes.io/name=go-service"
+        )["items"]
+        self.assertEqual(sorted(rs["spec"]["replicas"] for rs in replica_sets), [0, 3])
+        TIMINGS["rolling update to a new digest"] = time.monotonic() - start
+
+    def test_a_non_compliant_pod_is_refused(self) -> None:
+        self.kubectl(
+            "apply",
+            "--server-side",
+            "--field-manager",
+            "control-plane-test",
+            "-f",
+            str(self.rendered),
+        )
+        pod = Path(self.tmp.name) / "root-pod.json"
+        redis_digest = Path(self.pins["redis"]).read_text().strip()
+        pod.write_text(
+            json.dumps(
+                {
+                    "apiVersion": "v1",
+                    "kind": "Pod",
+                    "metadata": {"name": "runs-as-root", "namespace": NAMESPACE},
+                    "spec": {
+                        "containers": [
+                            {
+                                "name": "c",
+                                "image": f"{REGISTRY}/cache-platform/redis@{redis_digest}",
+                                "securityContext": {
+                                    "runAsUser": 0,
+                                    "allowPrivilegeEscalation": True,
+                                },
+                            }
+                        ]
+                    },
+                }
+            )
+        )
+        proc = subprocess.run(
+            [
+                self.kubectl_bin,
+                "--kubeconfig",
+                str(self.admin),
+                "apply",
+                "--server-side",
+                "-f",
+                str(pod),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=STEP_TIMEOUT_S,
+            check=False,
+        )
+        self.assertNotEqual(proc.returncode, 0)
+        self.assertIn('violates PodSecurity "restricted:latest"', proc.stderr)
+        self.assertIn("runAsNonRoot", proc.stderr)
+        self.assertEqual(
+            self.get("-n", NAMESPACE, "pods", "--field-selector", "metadata.name=runs-as-root")[
+                "items"
+            ],
+            [],
+        )
+
+
+if __name__ == "__main__":
+    ARGS = sys.argv[1:]
+    if "--" not in ARGS or len(ARGS) < 10:
+        sys.exit(__doc__)
+    unittest.main(argv=sys.argv[:1])

@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# Renders a kustomize overlay of deploy/k8s, optionally with every image pinned by digest.
+#
+#   render.sh GO_TOOLS_SH GO_MOD GO_SUM OVERLAY_DIR [NAME=DIGEST_FILE]... [--out FILE]
+#
+# With NAME=DIGEST_FILE pairs, the image cache-platform/NAME becomes
+# $OCI_REGISTRY/cache-platform/NAME@<digest in the file> (kustomize's `images` field), and any image
+# left unpinned is an error: what is deployed is byte for byte what Bazel built and the tests ran.
+# OCI_REGISTRY is the user's (like registry.example:5000/team); no registry is ever in the repo.
+# --out writes to FILE (relative to the workspace under `bazel run`), else stdout.
+# kustomize runs with --load-restrictor LoadRestrictionsNone: the base's ConfigMaps are built from
+# the Compose stack's own files under deploy/ (one source per file).
+set -euo pipefail
+die() { echo "render: $*" >&2; exit 2; }
+(($# >= 4)) || die "usage: render.sh GO_TOOLS_SH GO_MOD GO_SUM OVERLAY_DIR [NAME=DIGEST_FILE]... [--out FILE]"
+go_tools="$1" go_mod="$2" go_sum="$3" overlay="$4"
+shift 4
+pins=() out=""
+while (($#)); do
+  case "$1" in
+  --out) out="${2:?--out needs a file}"; shift 2 ;;
+  *=*) pins+=("$1"); shift ;;
+  *) die "unknown argument $1" ;;
+  esac
+done
+[[ -f "$overlay/kustomization.yaml" ]] || die "$overlay: no kustomization.yaml"
+if ((${#pins[@]})); then
+  registry="${OCI_REGISTRY:-}"
+  [[ -n "$registry" ]] || die "set OCI_REGISTRY to the registry the images were pushed to (like OCI_REGISTRY=registry.example:5000/team)"
+  registry="${registry%/}"
+  [[ "$registry" =~ ^[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:[0-9]+)?(/[a-z0-9._-]+)*$ ]] ||
+    die "OCI_REGISTRY=$registry: want HOST[:PORT][/PATH], lower case, no scheme"
+fi
+tools="$("$go_tools" "$go_mod" "$go_sum")"
+
+# A copy of deploy/ with the overlay's sources, and beside the overlay a kustomization that only
+# adds the pins: the overlay itself stays as it is in the repo.
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+deploy="$(cd "$overlay/../../.." && pwd)"
+cp -rL "$deploy" "$work/deploy"
+target="$work/deploy/k8s/overlays/$(basename "$overlay")"
+if ((${#pins[@]})); then
+  mkdir "$work/deploy/k8s/overlays/pinned"
+  target="$work/deploy/k8s/overlays/pinned"
+  {
+    echo "apiVersion: kustomize.config.k8s.io/v1beta1"
+    echo "kind: Kustomization"
+    echo "resources: [../$(basename "$overlay")]"
+    echo "images:"
+    for pin in "${pins[@]}"; do
+      name="${pin%%=*}" file="${pin#*=}"
+      digest="$(tr -d '[:space:]' <"$file")"
+      [[ "$digest" =~ ^sha256:[0-9a-f]{64}$ ]] || die "$file: not a sha256 digest: $digest"
+      echo "  - name: cache-platform/$name"
+      echo "    newName: $registry/cache-platform/$name"
+      echo "    digest: $digest"
+    done
+  } >"$target/kustomization.yaml"
+fi
+"$tools/bin/kustomize" build --load-restrictor LoadRestrictionsNone "$target" >"$work/out.yaml"
+if ((${#pins[@]})); then
+  unpinned="$(grep -E '^\s*(- )?image: ' "$work/out.yaml" | grep -v '@sha256:' || true)"
+  [[ -z "$unpinned" ]] || die "images not pinned by digest (add them to IMAGES in deploy/k8s/BUILD.bazel): $unpinned"
+fi
+if [[ -n "$out" ]]; then
+  [[ "$out" == /* ]] || out="${BUILD_WORKSPACE_DIRECTORY:-.}/$out"
+  mkdir -p "$(dirname "$out")"
+  cp "$work/out.yaml" "$out"
+  echo "render: wrote $out" >&2
+else
+  cat "$work/out.yaml"
+fi
