@@ -11,6 +11,9 @@ the PEM files; a layer built from tars runs no maintainer script).
 
 Targets: `:tars` and `:debs` (filegroups in lock order), every file by name (exports_files).
 
+`debian_tree` (below) unpacks some sets into one filesystem tree instead, for a build tool run from
+the locked packages: the build's Python (@python3_13, tools/python).
+
 The mirror is never stored: $DEBIAN_MIRROR, else the first `/debian` URI of the apt sources of
 the machine Bazel runs on (inside tools/bazel's chroot, /etc/apt/sources.list). It is only where
 files are fetched from; what is fetched is pinned by sha256, and Bazel's repository cache serves
