@@ -1,5 +1,5 @@
 # shellcheck shell=bash
-# Sourced by tests that run Bazel on a clone of the workspace (affected_test, reproducible_test).
+# Sourced by tests that run Bazel on a clone of the workspace (affected_test, foreign_machine_test).
 # nested_bazel_setup WORKSPACE TMP, in the clone: the workspace's offline module overrides
 # (gitignored, so copied; absent when Bazel comes from bazelisk), an output root of its own under
 # TMP, and the outer repository cache so that downloads are not repeated. Both files are ignored

@@ -12,11 +12,30 @@ docker-archive, push) is done by //tools/oci/cmd/ocitool with go-containerregist
 
 _OCITOOL = Label("//tools/oci/cmd/ocitool")
 
+# The OCI architecture of each CPU an image can be built for: the Debian lock's arch (amd64).
+# Another needs packages of its own arch in tools/debian (README, "Platforms").
+_OCI_ARCH = {"x86_64": "amd64"}
+
+def _image_platform(ctx):
+    """The image config's (os, architecture): the target platform's, as OCI names them."""
+    if not ctx.target_platform_has_constraint(ctx.attr._linux[platform_common.ConstraintValueInfo]):
+        fail("%s: images are Linux images: build them with --platforms=//platforms:linux_amd64" % ctx.label)
+    for cpu, arch in _OCI_ARCH.items():
+        if ctx.target_platform_has_constraint(getattr(ctx.attr, "_" + cpu)[platform_common.ConstraintValueInfo]):
+            return "linux", arch
+    fail("%s: no image for this target platform's CPU: the Debian packages are locked for %s only (README, \"Platforms\")" % (
+        ctx.label,
+        ", ".join(["linux/" + a for a in _OCI_ARCH.values()]),
+    ))
+
 def _oci_image_impl(ctx):
     out = ctx.actions.declare_directory(ctx.label.name)
+    os, arch = _image_platform(ctx)
     args = ctx.actions.args()
     args.add("image")
     args.add("--out", out.path)
+    args.add("--os", os)
+    args.add("--arch", arch)
     inputs = list(ctx.files.tars)
     if ctx.attr.base:
         base = ctx.files.base[0]
@@ -48,7 +67,8 @@ def _oci_image_impl(ctx):
 
 oci_image = rule(
     implementation = _oci_image_impl,
-    doc = "An OCI image layout directory: the base's layers and config, then one layer per tar.",
+    doc = "An OCI image layout directory: the base's layers and config, then one layer per tar; " +
+          "its config's os and architecture are the target platform's (--platforms).",
     attrs = {
         "base": attr.label(allow_single_file = True, doc = "An oci_image to build on; none: empty."),
         "tars": attr.label_list(allow_files = [".tar"], doc = "Layer tarballs, in order."),
@@ -61,6 +81,8 @@ oci_image = rule(
         "labels": attr.string_dict(),
         "healthcheck": attr.string_list(doc = "Docker HEALTHCHECK test, e.g. [\"CMD\", \"/app\", \"-probe\", \"...\"]."),
         "_ocitool": attr.label(default = _OCITOOL, executable = True, cfg = "exec"),
+        "_linux": attr.label(default = "@platforms//os:linux"),
+        "_x86_64": attr.label(default = "@platforms//cpu:x86_64"),
     },
 )
 
