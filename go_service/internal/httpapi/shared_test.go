@@ -1,0 +1,57 @@
+package httpapi
+
+import (
+	"testing"
+	"time"
+
+	"cacheplatform/go_service/internal/clocktest"
+	"cacheplatform/go_service/internal/redistest"
+	"cacheplatform/go_service/internal/sharedcache"
+)
+
+// Three replicas in front of one real Redis, on one (fake) clock: within the
+// TTL each answers /time with the same body and the same Age, whichever
+// answers first, and the fleet fills the key once per TTL.
+func TestReplicasShareTimeAndAge(t *testing.T) {
+	srv := redistest.Start(t)
+	clock := clocktest.New(time.Now()) // Redis' own PX expiry runs on the real clock
+	replicas := make([]*testService, 3)
+	for i := range replicas {
+		client, err := sharedcache.NewClient(srv.URL(), 50*time.Millisecond)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = client.Close() })
+		tier, err := sharedcache.New(sharedcache.Options{
+			Client: client, Prefix: "go_service:", TTL: testTTL, Timeout: 50 * time.Millisecond,
+			LeaseWait: 250 * time.Millisecond, PollInterval: 5 * time.Millisecond, Now: clock.Now,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		replicas[i] = newReplica(t, clock, tier)
+	}
+
+	for ttl := range 2 {
+		first := replicas[ttl].do("GET", "/time", "") // a different replica fills each TTL
+		for _, wait := range []time.Duration{0, 4 * time.Second, 5 * time.Second} {
+			clock.Advance(wait)
+			wantAge := map[time.Duration]string{0: "0", 4 * time.Second: "4", 5 * time.Second: "9"}[wait]
+			for i, r := range replicas {
+				rec := r.do("GET", "/time", "")
+				if rec.Code != 200 || rec.Body.String() != first.Body.String() || rec.Header().Get("Age") != wantAge {
+					t.Fatalf("TTL %d, +%s: replica %d answered %d %q Age %s; want 200 %q Age %s",
+						ttl, wait, i, rec.Code, rec.Body.String(), rec.Header().Get("Age"), first.Body.String(), wantAge)
+				}
+			}
+		}
+		clock.Advance(time.Second) // 10 s after the fill
+		fleetFills := 0.0
+		for _, r := range replicas {
+			fleetFills += r.metricValue(t, "cache_fills_total", map[string]string{"key": "time"})
+		}
+		if fleetFills != float64(ttl+1) {
+			t.Fatalf("after %d TTLs the fleet filled /time %v times, want %d", ttl+1, fleetFills, ttl+1)
+		}
+	}
+}
