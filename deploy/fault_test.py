@@ -129,8 +129,9 @@ class FaultTest(StackTestCase):
         self.assertEqual(get(f"{NGINX}/go/time").status, 200)
         STACK.compose("stop", "go-service")
         try:
-            # The stopped app's address answers nothing: the first request waits out the connect
-            # timeout (2 s), then Nginx marks it down and answers the next ones at once.
+            # Docker's DNS forgets a stopped replica: once Nginx's cached answer (at most 1 s) is
+            # gone the name has no address and Nginx answers at once; the first request may still
+            # try the stopped replica's address, up to the 250 ms connect timeout.
             for attempt in range(5):
                 started = time.monotonic()
                 down = get(f"{NGINX}/go/time")
