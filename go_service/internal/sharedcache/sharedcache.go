@@ -57,8 +57,8 @@ type Options struct {
 
 // Stats is a snapshot of the tier's counters.
 type Stats struct {
-	Hits         uint64 // lookups answered by a fresh shared value (waits for another replica's fill included)
-	Misses       uint64 // lookups that found no fresh shared value
+	Hits         uint64 // lookups that found a fresh shared value
+	Misses       uint64 // lookups that found none (then served by waiting for another replica's fill, or by filling)
 	LookupErrors uint64 // lookups whose GET failed or timed out: the value was filled locally
 	Errors       uint64 // Redis commands (GET, lease, store) that failed or timed out
 	Fills        uint64 // values this replica computed (with the lease, or alone after an error or a lease wait)
@@ -197,8 +197,7 @@ func (t *Tier) awaitFill(ctx context.Context, valueKey string, fill func(context
 		if err != nil {
 			return t.fillAlone(ctx, fill)
 		}
-		if found {
-			t.hits.Add(1)
+		if found { // counted as the miss it began as: hits + misses + lookup errors = lookups
 			return v, at, nil
 		}
 	}

@@ -190,6 +190,16 @@ func TestFleetFillsOnceUnderConcurrentMisses(t *testing.T) {
 		if len(distinct) != 1 || fills.calls.Load() != int64(round+1) {
 			t.Fatalf("round %d: %d distinct values, %d fills in all; want 1 value and %d fills", round, len(distinct), fills.calls.Load(), round+1)
 		}
+		// One shared-tier lookup per replica and TTL (the in-process tier takes the rest), each
+		// counted once: a replica that waited for another's fill counts a miss, not a hit too.
+		var lookups uint64
+		for _, r := range fleet {
+			s := r.l2.Stats()
+			lookups += s.Hits + s.Misses + s.LookupErrors
+		}
+		if want := uint64(replicas * (round + 1)); lookups != want {
+			t.Fatalf("round %d: %d shared-tier lookups counted, want %d", round, lookups, want)
+		}
 		clock.Advance(testTTL)
 	}
 }
