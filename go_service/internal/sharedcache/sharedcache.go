@@ -9,10 +9,12 @@
 // fills a key once per TTL, not once per replica.
 //
 // Redis is an optimisation, never a dependency: every command is bounded by
-// Options.Timeout, and when Redis fails or is slow Load fills the value
-// locally (counted in Stats.Errors), so a request is never failed by Redis
-// and waits at most 2 x Timeout for it (the GET, then the lease), plus
-// LeaseWait while another replica fills the key.
+// Options.Timeout, and when one fails or times out Load fills the value
+// locally (counted in Stats.Errors), so a request is never failed by Redis.
+// Unreachable or stalled, Redis costs a lookup one Timeout (the GET fails,
+// nothing else is tried). Answering, it costs at most LeaseWait more (while
+// another replica fills) and one Timeout per command: the GET, the lease,
+// the store and the lease's release, five commands at most.
 package sharedcache
 
 import (
