@@ -318,6 +318,19 @@ class NginxConfigTest(unittest.TestCase):
             for sample in family.samples
         }
 
+    def settled_counts(self) -> dict[tuple[str, ...], float]:
+        """counts() once two scrapes 0.2 s apart agree: Nginx counts a request in its log phase,
+        after the response is sent, so a client can have its answer before the count moves (the
+        previous test's last request, on a busy machine)."""
+        last = self.counts()
+        for _ in range(25):
+            time.sleep(0.2)
+            now = self.counts()
+            if now == last:
+                return now
+            last = now
+        raise AssertionError("Nginx's counters did not settle within 5 s")
+
     def test_metrics_count_every_answered_request_exactly(self) -> None:
         # What each request must add, by (service, code, cache_status). The health check, the
         # scrape and the fallback's internal request are not traffic and add nothing; a request
@@ -328,7 +341,7 @@ class NginxConfigTest(unittest.TestCase):
             status, headers, _ = request(self.base + path)
             sent[(service, str(status), headers.get("X-Cache-Status", "-"))] += 1
 
-        before = self.counts()
+        before = self.settled_counts()
         request(self.base + "/healthz")
         for _ in range(3):
             send("/go/time", "go")
@@ -338,7 +351,7 @@ class NginxConfigTest(unittest.TestCase):
         self.assertEqual(raw(self.port, b"NONSENSE\r\n\r\n"), 400)
         sent[("nginx", "400", "-")] += 1
 
-        after = self.counts()
+        after = self.settled_counts()
         for (service, code, cache_status), n in sent.items():
             key = (
                 "nginx_http_requests_total",
