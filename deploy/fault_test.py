@@ -129,8 +129,9 @@ class FaultTest(StackTestCase):
         self.assertEqual(get(f"{NGINX}/go/time").status, 200)
         STACK.compose("stop", "go-service")
         try:
-            # The stopped app's address answers nothing: the first request waits out the connect
-            # timeout (2 s), then Nginx marks it down and answers the next ones at once.
+            # Docker's DNS forgets a stopped replica: once Nginx's cached answer (at most 1 s) is
+            # gone the name has no address and Nginx answers at once; the first request may still
+            # try the stopped replica's address, up to the 250 ms connect timeout.
             for attempt in range(5):
                 started = time.monotonic()
                 down = get(f"{NGINX}/go/time")
@@ -231,13 +232,16 @@ class FaultTest(StackTestCase):
         self.assertEqual(report["failed"] + report["not_connected"], 0, report)
 
     def test_sigterm_of_go_behind_nginx_cuts_no_request(self) -> None:
-        # The Go tier has no copy in Nginx: while its only replica is away, requests get the
-        # short 502 of the fallback (an outage, not a loss); none is reset or cut short, and
-        # every request sent before the stop is answered 200.
+        # The Go tier has no copy in Nginx: while its only replica is away, requests get a short
+        # answer (an outage, not a loss): 502 once Docker's DNS has no address for it, 504 when
+        # Nginx's cached answer (at most 1 s) still names the gone replica and the connect times
+        # out (250 ms). None is reset or cut short, and every request sent before the stop is
+        # answered 200. (With more replicas the others answer: //deploy:scale_test.)
         report = load_through_a_stop("go-service", f"{NGINX}/go/time", restart=True)
-        self.assertLessEqual(set(report["status"]), {"200", "502"}, report)
+        self.assertLessEqual(set(report["status"]), {"200", "502", "504"}, report)
         self.assertGreater(report["status"].get("200", 0), 100, report)
-        self.assertEqual(report["failed"] - report["status"].get("502", 0), 0, report)
+        outage = report["status"].get("502", 0) + report["status"].get("504", 0)
+        self.assertEqual(report["failed"] - outage, 0, report)
         self.assertEqual(report["not_connected"], 0, report)
 
     def test_a_hung_app_holds_no_client_longer_than_the_read_timeout(self) -> None:

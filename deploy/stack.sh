@@ -87,7 +87,7 @@ up() {
   local nginx="${NGINX_BIND:-127.0.0.1}:${NGINX_PORT:-80}"
   cat <<URLS
 The stack is up:
-  curl -i $nginx/go/time       Go service (in-process cache, 10 s)
+  curl -i $nginx/go/time       Go service: ${GO_REPLICAS:-1} replica(s), in-process cache in front of Redis (10 s)
   curl -i $nginx/python/time   Flask service (Nginx cache, 60 s)
   http://127.0.0.1:${PROMETHEUS_PORT:-9090}        Prometheus
   http://127.0.0.1:${ALERTMANAGER_PORT:-9093}        Alertmanager

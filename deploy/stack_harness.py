@@ -64,11 +64,13 @@ class Stack:
     net: int
     profiles: str = ""
     py_cache_ttl: int = 60
+    # The Go tier: how many replicas `up` starts (GO_REPLICAS) and their cache TTL (GO_CACHE_TTL).
+    go_replicas: int = 1
+    go_cache_ttl: str = "10s"
     # Where Alertmanager delivers; "" keeps compose.yaml's default.
     alert_webhook_url: str = ""
 
-    # Host numbers in the subnet, fixed in compose.yaml (GO_SERVICE_IP and the like).
-    GO_SERVICE: ClassVar[int] = 10
+    # Host numbers in the subnet, fixed in compose.yaml (PY_SERVICE_IP).
     PY_SERVICE: ClassVar[int] = 11
     PY_REDIS_SERVICE: ClassVar[int] = 12
     PY_FLASK_SERVICE: ClassVar[int] = 13
@@ -90,7 +92,18 @@ class Stack:
 
     @property
     def go_direct(self) -> str:
-        return f"http://{self.address(self.GO_SERVICE)}:8080"
+        """The first running Go replica, on the stack's network."""
+        return self.go_replicas_direct()[0]
+
+    def go_replicas_direct(self) -> list[str]:
+        """Every running Go replica's URL on the stack's network (their addresses are Docker's
+        to choose), in container-name order."""
+        urls = []
+        for container in self.containers("go-service"):
+            (settings,) = container["NetworkSettings"]["Networks"].values()
+            urls.append(f"http://{settings['IPAddress']}:8080")
+        assert urls, "no Go replica is running"
+        return urls
 
     @property
     def py_direct(self) -> str:
@@ -108,7 +121,8 @@ class Stack:
             ALERTMANAGER_PORT=str(self.alertmanager_port),
             STACK_SUBNET=f"{self.address(0)}/24",
             STACK_IP_RANGE=f"{self.address(128)}/25",
-            GO_SERVICE_IP=self.address(self.GO_SERVICE),
+            GO_REPLICAS=str(self.go_replicas),
+            GO_CACHE_TTL=self.go_cache_ttl,
             PY_SERVICE_IP=self.address(self.PY_SERVICE),
             PY_REDIS_SERVICE_IP=self.address(self.PY_REDIS_SERVICE),
             PY_FLASK_SERVICE_IP=self.address(self.PY_FLASK_SERVICE),
@@ -151,6 +165,16 @@ class Stack:
             ["docker", "inspect", container_id], check=True, capture_output=True, text=True
         ).stdout
         return json.loads(out)[0]
+
+    def containers(self, service: str) -> list[dict]:
+        """`docker inspect` of a service's running containers (one per replica), by name."""
+        ids = self.compose("ps", "--quiet", service).split()
+        if not ids:
+            return []
+        out = subprocess.run(
+            ["docker", "inspect", *ids], check=True, capture_output=True, text=True
+        ).stdout
+        return sorted(json.loads(out), key=lambda c: c["Name"])
 
     def prometheus_query(self, expr: str) -> list[dict]:
         url = f"{self.prometheus}/api/v1/query?" + urllib.parse.urlencode({"query": expr})

@@ -109,7 +109,7 @@ func (c *Cache[K, V]) Get(key K) (value V, storedAt time.Time, ok bool) {
 
 // Set stores value under key, replacing any previous value.
 func (c *Cache[K, V]) Set(key K, value V) {
-	c.store(key, value)
+	c.store(key, value, c.now())
 }
 
 // GetOrLoad returns the fresh value stored under key or, on a miss, stores
@@ -123,6 +123,18 @@ func (c *Cache[K, V]) Set(key K, value V) {
 // Each caller still stops waiting when its own ctx is done. load must
 // therefore bound its own running time.
 func (c *Cache[K, V]) GetOrLoad(ctx context.Context, key K, load func(context.Context) (V, error)) (value V, storedAt time.Time, hit bool, err error) {
+	return c.GetOrLoadStamped(ctx, key, func(ctx context.Context) (V, time.Time, error) {
+		v, err := load(ctx)
+		return v, c.now(), err
+	})
+}
+
+// GetOrLoadStamped is GetOrLoad for a load that reports when its value was
+// made, such as a copy of a value another process stored earlier (the
+// shared tier of package sharedcache). The entry's age, and so its expiry,
+// counts from that time rather than from now: a copy never outlives the
+// original by more than the difference of the two TTLs.
+func (c *Cache[K, V]) GetOrLoadStamped(ctx context.Context, key K, load func(context.Context) (V, time.Time, error)) (value V, storedAt time.Time, hit bool, err error) {
 	if e, ok := c.lookup(key); ok {
 		c.count(true)
 		return e.value, e.storedAt, true, nil
@@ -135,11 +147,11 @@ func (c *Cache[K, V]) GetOrLoad(ctx context.Context, key K, load func(context.Co
 		if e, ok := c.lookup(key); ok {
 			return e, nil
 		}
-		v, err := load(context.WithoutCancel(ctx))
+		v, at, err := load(context.WithoutCancel(ctx))
 		if err != nil {
 			return nil, err
 		}
-		return c.store(key, v), nil
+		return c.store(key, v, at), nil
 	})
 
 	select {
@@ -159,12 +171,12 @@ func (c *Cache[K, V]) GetOrLoad(ctx context.Context, key K, load func(context.Co
 	}
 }
 
-func (c *Cache[K, V]) loadUnshared(ctx context.Context, key K, load func(context.Context) (V, error)) (value V, storedAt time.Time, hit bool, err error) {
-	v, err := load(ctx)
+func (c *Cache[K, V]) loadUnshared(ctx context.Context, key K, load func(context.Context) (V, time.Time, error)) (value V, storedAt time.Time, hit bool, err error) {
+	v, at, err := load(ctx)
 	if err != nil {
 		return value, storedAt, false, err
 	}
-	e := c.store(key, v)
+	e := c.store(key, v, at)
 	return e.value, e.storedAt, false, nil
 }
 
@@ -248,10 +260,10 @@ func (c *Cache[K, V]) lookup(key K) (entry[K, V], bool) {
 	return *e, true
 }
 
-// store saves value under key as the most recently used entry, evicting
-// the least recently used one if the cache is over its bound.
-func (c *Cache[K, V]) store(key K, value V) entry[K, V] {
-	e := entry[K, V]{key: key, value: value, storedAt: c.now()}
+// store saves value, made at storedAt, under key as the most recently used
+// entry, evicting the least recently used one if the cache is over its bound.
+func (c *Cache[K, V]) store(key K, value V, storedAt time.Time) entry[K, V] {
+	e := entry[K, V]{key: key, value: value, storedAt: storedAt}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if el, ok := c.entries[key]; ok {

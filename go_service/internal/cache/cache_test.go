@@ -10,33 +10,17 @@ import (
 	"testing"
 	"testing/synctest"
 	"time"
+
+	"cacheplatform/go_service/internal/clocktest"
 )
 
-// fakeClock is a manually advanced clock so TTL tests never wait.
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func newFakeClock() *fakeClock {
-	return &fakeClock{now: time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)}
-}
-
-func (f *fakeClock) Now() time.Time {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.now
-}
-
-func (f *fakeClock) Advance(d time.Duration) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.now = f.now.Add(d)
+func newFakeClock() *clocktest.Clock {
+	return clocktest.New(time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC))
 }
 
 const testTTL = 10 * time.Second
 
-func newTestCache(t *testing.T, maxEntries int, clock *fakeClock) *Cache[string, int] {
+func newTestCache(t *testing.T, maxEntries int, clock *clocktest.Clock) *Cache[string, int] {
 	t.Helper()
 	c, err := New[string, int](Options{
 		MaxEntries:      maxEntries,
@@ -449,7 +433,7 @@ func TestGetOrLoadKeepsKeysThatPrintAlikeApart(t *testing.T) {
 func TestGetOrLoadUnsharedLoadError(t *testing.T) {
 	c := newTestCache(t, 10, newFakeClock())
 	errBoom := errors.New("boom")
-	_, _, _, err := c.loadUnshared(t.Context(), "k", func(context.Context) (int, error) { return 0, errBoom })
+	_, _, _, err := c.loadUnshared(t.Context(), "k", func(context.Context) (int, time.Time, error) { return 0, time.Time{}, errBoom })
 	if !errors.Is(err, errBoom) {
 		t.Fatalf("loadUnshared err = %v, want %v", err, errBoom)
 	}
@@ -502,5 +486,27 @@ func TestConcurrentUseStaysConsistent(t *testing.T) {
 	}
 	if got := len(keysByRecency(c)); got != stats.Entries {
 		t.Errorf("list holds %d entries, map holds %d", got, stats.Entries)
+	}
+}
+
+// A stamped load's entry ages from the time the load reports, not from when it
+// was stored: a copy of an older value expires with the original.
+func TestGetOrLoadStampedAgesFromTheReportedTime(t *testing.T) {
+	clock := newFakeClock()
+	c := newTestCache(t, 10, clock)
+	madeAt := clock.Now().Add(-7 * time.Second)
+	load := func(context.Context) (int, time.Time, error) { return 1, madeAt, nil }
+
+	_, storedAt, hit, err := c.GetOrLoadStamped(t.Context(), "k", load)
+	if err != nil || hit || !storedAt.Equal(madeAt) {
+		t.Fatalf("first GetOrLoadStamped = storedAt %v, hit %v, err %v; want %v, miss, nil", storedAt, hit, err, madeAt)
+	}
+	clock.Advance(testTTL - 7*time.Second - time.Nanosecond)
+	if _, _, ok := c.Get("k"); !ok {
+		t.Fatal("entry expired before its reported time + TTL")
+	}
+	clock.Advance(time.Nanosecond)
+	if _, _, ok := c.Get("k"); ok {
+		t.Fatal("entry still served at its reported time + TTL")
 	}
 }

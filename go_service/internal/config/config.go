@@ -18,8 +18,12 @@ import (
 // Config is the validated service configuration.
 type Config struct {
 	Listen          string        // host:port to serve on
-	CacheTTL        time.Duration // how long a cached value is served
+	CacheTTL        time.Duration // how long a cached value is served (the shared tier's TTL with redis)
+	CacheL1TTL      time.Duration // how long the in-process tier keeps a value; at most CacheTTL
 	CacheMaxEntries int           // cache size bound
+	CacheBackend    string        // "memory" (in-process only) or "redis" (in-process in front of Redis)
+	RedisURL        string        // redis://host:port/db, required with the redis backend
+	RedisTimeout    time.Duration // bound on each Redis command
 	JanitorInterval time.Duration // how often expired entries are swept
 	LogLevel        slog.Level
 	ShutdownTimeout time.Duration // how long in-flight requests may drain
@@ -34,7 +38,11 @@ func envFallbacks() []envFallback {
 	return []envFallback{
 		{"listen", "LISTEN_ADDR"},
 		{"cache-ttl", "CACHE_TTL"},
+		{"cache-l1-ttl", "CACHE_L1_TTL"},
 		{"cache-max-entries", "CACHE_MAX_ENTRIES"},
+		{"cache-backend", "CACHE_BACKEND"},
+		{"redis-url", "REDIS_URL"},
+		{"redis-timeout", "REDIS_TIMEOUT"},
 		{"janitor-interval", "CACHE_JANITOR_INTERVAL"},
 		{"log-level", "LOG_LEVEL"},
 		{"shutdown-timeout", "SHUTDOWN_TIMEOUT"},
@@ -47,6 +55,10 @@ func newFlagSet(cfg *Config) *flag.FlagSet {
 	fs.SetOutput(io.Discard)
 	fs.StringVar(&cfg.Listen, "listen", ":8080", "`address` to serve on (env LISTEN_ADDR)")
 	fs.DurationVar(&cfg.CacheTTL, "cache-ttl", 10*time.Second, "how long a cached value is served (env CACHE_TTL)")
+	fs.DurationVar(&cfg.CacheL1TTL, "cache-l1-ttl", 0, "how long the in-process tier keeps a value, at most -cache-ttl; 0 means -cache-ttl (env CACHE_L1_TTL)")
+	fs.StringVar(&cfg.CacheBackend, "cache-backend", BackendMemory, "`backend`: memory (in-process only) or redis (in-process in front of Redis, shared by every replica) (env CACHE_BACKEND)")
+	fs.StringVar(&cfg.RedisURL, "redis-url", "", "redis://host:port/db of the shared tier, with -cache-backend=redis (env REDIS_URL)")
+	fs.DurationVar(&cfg.RedisTimeout, "redis-timeout", 50*time.Millisecond, "bound on each Redis command; past it the value is computed locally (env REDIS_TIMEOUT)")
 	fs.IntVar(&cfg.CacheMaxEntries, "cache-max-entries", 10000, "cache size bound (env CACHE_MAX_ENTRIES)")
 	fs.DurationVar(&cfg.JanitorInterval, "janitor-interval", time.Second, "how often expired cache entries are swept (env CACHE_JANITOR_INTERVAL)")
 	cfg.LogLevel = slog.LevelInfo
@@ -59,6 +71,12 @@ func newFlagSet(cfg *Config) *flag.FlagSet {
 	fs.StringVar(&cfg.ProbeURL, "probe", "", "probe mode: GET `URL`, exit 0 on a 2xx status and 1 otherwise")
 	return fs
 }
+
+// The cache backends (-cache-backend).
+const (
+	BackendMemory = "memory"
+	BackendRedis  = "redis"
+)
 
 // Parse builds the configuration from args (without the program name) and
 // the environment read through getenv. It returns flag.ErrHelp for -h.
@@ -79,6 +97,9 @@ func Parse(args []string, getenv func(string) string) (Config, error) {
 	}
 	if fs.NArg() > 0 {
 		return Config{}, fmt.Errorf("unexpected arguments: %q", fs.Args())
+	}
+	if cfg.CacheL1TTL == 0 {
+		cfg.CacheL1TTL = cfg.CacheTTL
 	}
 	if err := cfg.validate(); err != nil {
 		return Config{}, err
@@ -104,12 +125,27 @@ func (c Config) validate() error {
 		value time.Duration
 	}{
 		{"-cache-ttl", c.CacheTTL},
+		{"-cache-l1-ttl", c.CacheL1TTL},
+		{"-redis-timeout", c.RedisTimeout},
 		{"-janitor-interval", c.JanitorInterval},
 		{"-shutdown-timeout", c.ShutdownTimeout},
 	} {
 		if d.value <= 0 {
 			errs = append(errs, fmt.Errorf("%s must be positive, got %s", d.flag, d.value))
 		}
+	}
+	if c.CacheL1TTL > c.CacheTTL {
+		// A replica must not keep serving a value the others already replaced.
+		errs = append(errs, fmt.Errorf("-cache-l1-ttl %s must not exceed -cache-ttl %s", c.CacheL1TTL, c.CacheTTL))
+	}
+	switch c.CacheBackend {
+	case BackendMemory:
+	case BackendRedis:
+		if u, err := url.Parse(c.RedisURL); err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") || u.Host == "" {
+			errs = append(errs, fmt.Errorf("-redis-url %q: want redis://host:port/db with -cache-backend=redis", c.RedisURL))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("-cache-backend %q: want memory or redis", c.CacheBackend))
 	}
 	if c.CacheMaxEntries <= 0 {
 		errs = append(errs, fmt.Errorf("-cache-max-entries must be positive, got %d", c.CacheMaxEntries))

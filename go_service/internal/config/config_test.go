@@ -13,7 +13,10 @@ func defaults() Config {
 	return Config{
 		Listen:          ":8080",
 		CacheTTL:        10 * time.Second,
+		CacheL1TTL:      10 * time.Second,
 		CacheMaxEntries: 10000,
+		CacheBackend:    BackendMemory,
+		RedisTimeout:    50 * time.Millisecond,
 		JanitorInterval: time.Second,
 		LogLevel:        slog.LevelInfo,
 		ShutdownTimeout: 15 * time.Second,
@@ -33,7 +36,7 @@ func TestParse(t *testing.T) {
 			args: []string{"-listen", "127.0.0.1:9000", "-cache-ttl", "1m", "-cache-max-entries", "5",
 				"-janitor-interval", "250ms", "-log-level", "debug", "-shutdown-timeout", "2s"},
 			want: func(c *Config) {
-				c.Listen, c.CacheTTL, c.CacheMaxEntries = "127.0.0.1:9000", time.Minute, 5
+				c.Listen, c.CacheTTL, c.CacheL1TTL, c.CacheMaxEntries = "127.0.0.1:9000", time.Minute, time.Minute, 5
 				c.JanitorInterval, c.LogLevel, c.ShutdownTimeout = 250*time.Millisecond, slog.LevelDebug, 2*time.Second
 			},
 		},
@@ -42,7 +45,7 @@ func TestParse(t *testing.T) {
 			env: map[string]string{"LISTEN_ADDR": ":9090", "CACHE_TTL": "30s", "CACHE_MAX_ENTRIES": "7",
 				"CACHE_JANITOR_INTERVAL": "5s", "LOG_LEVEL": "WARN", "SHUTDOWN_TIMEOUT": "1s"},
 			want: func(c *Config) {
-				c.Listen, c.CacheTTL, c.CacheMaxEntries = ":9090", 30*time.Second, 7
+				c.Listen, c.CacheTTL, c.CacheL1TTL, c.CacheMaxEntries = ":9090", 30*time.Second, 30*time.Second, 7
 				c.JanitorInterval, c.LogLevel, c.ShutdownTimeout = 5*time.Second, slog.LevelWarn, time.Second
 			},
 		},
@@ -50,7 +53,15 @@ func TestParse(t *testing.T) {
 			name: "flag beats environment",
 			args: []string{"-cache-ttl=3s", "-log-level=error"},
 			env:  map[string]string{"CACHE_TTL": "30s", "LOG_LEVEL": "debug"},
-			want: func(c *Config) { c.CacheTTL, c.LogLevel = 3*time.Second, slog.LevelError },
+			want: func(c *Config) { c.CacheTTL, c.CacheL1TTL, c.LogLevel = 3*time.Second, 3*time.Second, slog.LevelError },
+		},
+		{
+			name: "redis backend from the environment, shorter L1 TTL",
+			env: map[string]string{"CACHE_BACKEND": "redis", "REDIS_URL": "redis://redis:6379/0",
+				"REDIS_TIMEOUT": "20ms", "CACHE_L1_TTL": "2s"},
+			want: func(c *Config) {
+				c.CacheBackend, c.RedisURL, c.RedisTimeout, c.CacheL1TTL = BackendRedis, "redis://redis:6379/0", 20*time.Millisecond, 2*time.Second
+			},
 		},
 		{
 			name: "empty environment variable means unset",
@@ -98,6 +109,11 @@ func TestParseRejectsBadValues(t *testing.T) {
 		{name: "listen without port", args: []string{"-listen", "localhost"}, wantErr: "-listen"},
 		{name: "relative probe url", args: []string{"-probe", "/healthz"}, wantErr: "-probe"},
 		{name: "probe url with other scheme", args: []string{"-probe", "ftp://host/x"}, wantErr: "-probe"},
+		{name: "L1 TTL above the shared TTL", args: []string{"-cache-ttl=5s", "-cache-l1-ttl=6s"}, wantErr: "-cache-l1-ttl 6s must not exceed -cache-ttl 5s"},
+		{name: "unknown backend", env: map[string]string{"CACHE_BACKEND": "memcached"}, wantErr: `-cache-backend "memcached"`},
+		{name: "redis without url", args: []string{"-cache-backend=redis"}, wantErr: "-redis-url"},
+		{name: "redis url with other scheme", args: []string{"-cache-backend=redis", "-redis-url=http://redis:6379"}, wantErr: "-redis-url"},
+		{name: "zero redis timeout", args: []string{"-redis-timeout=0s"}, wantErr: "-redis-timeout must be positive"},
 		{name: "unknown flag", args: []string{"-verbose"}, wantErr: "flag provided but not defined"},
 		{name: "positional argument", args: []string{"serve"}, wantErr: "unexpected arguments"},
 	}

@@ -13,19 +13,29 @@ import (
 
 	"cacheplatform/go_service/internal/cache"
 	"cacheplatform/go_service/internal/metrics"
+	"cacheplatform/go_service/internal/sharedcache"
 )
 
 // Config holds what the handler needs from the rest of the service.
 type Config struct {
 	// Cache holds the cached routes' values, keyed by route name.
 	Cache *cache.Cache[string, string]
+	// Shared is the tier behind Cache that every replica shares; nil for none.
+	Shared *sharedcache.Tier
 	// Now must be the clock the cache uses, so Age is measured consistently.
 	Now func() time.Time
 	// Ready reports whether the service should take traffic (/readyz).
 	Ready    func() bool
 	Metrics  *metrics.HTTP
+	Fills    *metrics.CacheFills // see CachedKeys
 	Gatherer prometheus.Gatherer // served at /metrics
 	Logger   *slog.Logger
+}
+
+// CachedKeys returns the cache keys of the cached routes, for
+// metrics.NewCacheFills.
+func CachedKeys() []string {
+	return append([]string(nil), cachedKeys...)
 }
 
 // notFoundLabel is the metrics handler label for every unknown path, so
@@ -47,7 +57,7 @@ type api struct {
 
 // New returns the service's http.Handler.
 func New(cfg Config) http.Handler {
-	content := &cachedContent{cache: cfg.Cache, now: cfg.Now, logger: cfg.Logger}
+	content := &cachedContent{cache: cfg.Cache, shared: cfg.Shared, fills: cfg.Fills, now: cfg.Now, logger: cfg.Logger}
 	routes := []route{
 		{path: "/", summary: "this banner"},
 		{path: "/static-text", summary: "fixed text, cached (JSON with Accept: application/json)",

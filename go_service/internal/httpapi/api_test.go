@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -17,33 +16,18 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"cacheplatform/go_service/internal/cache"
+	"cacheplatform/go_service/internal/clocktest"
 	"cacheplatform/go_service/internal/metrics"
+	"cacheplatform/go_service/internal/sharedcache"
 )
 
 const testTTL = 10 * time.Second
-
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (f *fakeClock) Now() time.Time {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.now
-}
-
-func (f *fakeClock) Advance(d time.Duration) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.now = f.now.Add(d)
-}
 
 // testService is the handler wired to a fake clock, a fresh registry and a
 // log buffer, as the server wires it to real ones.
 type testService struct {
 	handler  http.Handler
-	clock    *fakeClock
+	clock    *clocktest.Clock
 	ready    atomic.Bool
 	registry *prometheus.Registry
 	logs     *bytes.Buffer
@@ -51,8 +35,15 @@ type testService struct {
 
 func newTestService(t testing.TB) *testService {
 	t.Helper()
+	return newReplica(t, clocktest.New(time.Date(2025, 6, 1, 12, 0, 0, 123456789, time.UTC)), nil)
+}
+
+// newReplica is one replica of the service on clock, in front of shared
+// (nil: in-process cache only).
+func newReplica(t testing.TB, clock *clocktest.Clock, shared *sharedcache.Tier) *testService {
+	t.Helper()
 	s := &testService{
-		clock:    &fakeClock{now: time.Date(2025, 6, 1, 12, 0, 0, 123456789, time.UTC)},
+		clock:    clock,
 		registry: prometheus.NewRegistry(),
 		logs:     &bytes.Buffer{},
 	}
@@ -70,8 +61,14 @@ func newTestService(t testing.TB) *testService {
 	if err != nil {
 		t.Fatal(err)
 	}
+	fills, err := metrics.NewCacheFills(s.registry, CachedKeys())
+	if err != nil {
+		t.Fatal(err)
+	}
 	s.handler = New(Config{
 		Cache:    c,
+		Shared:   shared,
+		Fills:    fills,
 		Now:      s.clock.Now,
 		Ready:    s.ready.Load,
 		Metrics:  httpMetrics,
@@ -331,6 +328,8 @@ func TestMetricsCountRequestsAndCacheResults(t *testing.T) {
 		{"http_requests_total", map[string]string{"handler": notFoundLabel, "method": "OTHER", "code": "404"}, 1},
 		{"cache_requests_total", map[string]string{"result": "miss"}, 1},
 		{"cache_requests_total", map[string]string{"result": "hit"}, 2},
+		{"cache_fills_total", map[string]string{"key": "time"}, 1},
+		{"cache_fills_total", map[string]string{"key": "static-text"}, 0},
 		{"cache_entries", nil, 1},
 		{"cache_evictions_total", nil, 0},
 	}

@@ -8,11 +8,17 @@ import (
 	"time"
 
 	"cacheplatform/go_service/internal/cache"
+	"cacheplatform/go_service/internal/metrics"
+	"cacheplatform/go_service/internal/sharedcache"
 )
 
 const staticText = "Hello from go_service. This text is served from the in-process cache."
 
 // cachedContent serves routes whose value is loaded once per TTL.
+//
+// Two tiers: the in-process cache, and behind it, when configured, the tier
+// every replica shares (Redis). A value from the shared tier keeps the time
+// it was made, so Age is that value's age whichever replica answers.
 //
 // The cache holds the route's underlying value (key: the route name), not a
 // rendered response: text and JSON are rendered per request from one entry,
@@ -20,16 +26,31 @@ const staticText = "Hello from go_service. This text is served from the in-proce
 // a client switching Accept headers cannot cause a second load.
 type cachedContent struct {
 	cache  *cache.Cache[string, string]
+	shared *sharedcache.Tier // nil: in-process only
+	fills  *metrics.CacheFills
 	now    func() time.Time
 	logger *slog.Logger
 }
 
+// cachedKeys are the cache keys of the cached routes, the values of
+// cache_fills_total's key label.
+var cachedKeys = []string{"static-text", "time"}
+
 func (c *cachedContent) handler(key, jsonField string, load func(context.Context) (string, error)) http.Handler {
+	fill := func(ctx context.Context) (string, error) {
+		c.fills.Inc(key)
+		c.logger.LogAttrs(ctx, slog.LevelInfo, "cache fill", slog.String("key", key))
+		return load(ctx)
+	}
+	loadStamped := func(ctx context.Context) (string, time.Time, error) {
+		if c.shared != nil {
+			return c.shared.Load(ctx, key, fill)
+		}
+		v, err := fill(ctx)
+		return v, c.now(), err
+	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		value, storedAt, hit, err := c.cache.GetOrLoad(r.Context(), key, func(ctx context.Context) (string, error) {
-			c.logger.LogAttrs(ctx, slog.LevelInfo, "cache fill", slog.String("key", key))
-			return load(ctx)
-		})
+		value, storedAt, hit, err := c.cache.GetOrLoadStamped(r.Context(), key, loadStamped)
 		if err != nil {
 			// The loaders cannot fail, so this is the request's own context
 			// ending: the client is gone or the server is out of time.

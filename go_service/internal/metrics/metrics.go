@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"cacheplatform/go_service/internal/cache"
+	"cacheplatform/go_service/internal/sharedcache"
 )
 
 // NewRegistry returns a registry holding the Go runtime and process
@@ -123,6 +124,59 @@ func RegisterCache(reg prometheus.Registerer, stats func() cache.Stats) error {
 			Name: "cache_entries",
 			Help: "Entries currently held by the cache, including expired ones not yet swept.",
 		}, func() float64 { return float64(stats().Entries) }),
+	} {
+		if err := reg.Register(c); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// CacheFills counts the values this process computed, by cache key.
+type CacheFills struct{ fills *prometheus.CounterVec }
+
+// NewCacheFills registers cache_fills_total{key} on reg, with a zero
+// series for each of keys (the cached routes' names, a fixed set: the label
+// stays bounded because only these are ever counted).
+func NewCacheFills(reg prometheus.Registerer, keys []string) (*CacheFills, error) {
+	fills := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "cache_fills_total",
+		Help: "Cached values this process computed, by cache key. Summed over a fleet sharing Redis: the fleet's fills.",
+	}, []string{"key"})
+	for _, k := range keys {
+		fills.WithLabelValues(k)
+	}
+	if err := reg.Register(fills); err != nil {
+		return nil, err
+	}
+	return &CacheFills{fills: fills}, nil
+}
+
+// Inc counts one fill of key, which must be one of the keys given to NewCacheFills.
+func (f *CacheFills) Inc(key string) {
+	f.fills.WithLabelValues(key).Inc()
+}
+
+// RegisterSharedCache exposes the shared (Redis) tier's counters on reg,
+// read at scrape time: cache_shared_requests_total{result} (hit, miss, or
+// error: Redis failed and the value was computed locally) and
+// redis_errors_total (every failed or timed-out Redis command).
+func RegisterSharedCache(reg prometheus.Registerer, stats func() sharedcache.Stats) error {
+	lookups := func(result string, count func(sharedcache.Stats) uint64) prometheus.Collector {
+		return prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name:        "cache_shared_requests_total",
+			Help:        "Lookups in the cache tier shared by every replica (Redis), by result.",
+			ConstLabels: prometheus.Labels{"result": result},
+		}, func() float64 { return float64(count(stats())) })
+	}
+	for _, c := range []prometheus.Collector{
+		lookups("hit", func(s sharedcache.Stats) uint64 { return s.Hits }),
+		lookups("miss", func(s sharedcache.Stats) uint64 { return s.Misses }),
+		lookups("error", func(s sharedcache.Stats) uint64 { return s.LookupErrors }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "redis_errors_total",
+			Help: "Redis commands that failed or timed out; the request was served all the same.",
+		}, func() float64 { return float64(stats().Errors) }),
 	} {
 		if err := reg.Register(c); err != nil {
 			return err

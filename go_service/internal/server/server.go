@@ -13,11 +13,14 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"cacheplatform/go_service/internal/buildinfo"
 	"cacheplatform/go_service/internal/cache"
 	"cacheplatform/go_service/internal/config"
 	"cacheplatform/go_service/internal/httpapi"
 	"cacheplatform/go_service/internal/metrics"
+	"cacheplatform/go_service/internal/sharedcache"
 )
 
 // Connection limits. Every route answers from memory, so these only need
@@ -54,7 +57,7 @@ func Run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 func Serve(ctx context.Context, ln net.Listener, cfg config.Config, logger *slog.Logger) error {
 	store, err := cache.New[string, string](cache.Options{
 		MaxEntries:      cfg.CacheMaxEntries,
-		TTL:             cfg.CacheTTL,
+		TTL:             cfg.CacheL1TTL,
 		JanitorInterval: cfg.JanitorInterval,
 	})
 	if err != nil {
@@ -71,9 +74,20 @@ func Serve(ctx context.Context, ln net.Listener, cfg config.Config, logger *slog
 	if err != nil {
 		return errors.Join(err, ln.Close())
 	}
+	fills, err := metrics.NewCacheFills(registry, httpapi.CachedKeys())
+	if err != nil {
+		return errors.Join(err, ln.Close())
+	}
+	shared, closeShared, err := newSharedTier(cfg, registry, logger)
+	if err != nil {
+		return errors.Join(err, ln.Close())
+	}
+	defer closeShared()
 	var ready atomic.Bool
 	handler := httpapi.New(httpapi.Config{
 		Cache:    store,
+		Shared:   shared,
+		Fills:    fills,
 		Now:      time.Now,
 		Ready:    ready.Load,
 		Metrics:  httpMetrics,
@@ -86,6 +100,48 @@ func Serve(ctx context.Context, ln net.Listener, cfg config.Config, logger *slog
 	defer janitor.Wait()
 
 	return serveHTTP(ctx, ln, handler, &ready, cfg.ShutdownTimeout, logger)
+}
+
+// Shared-tier settings that need no knob: a fill (formatting the time)
+// takes microseconds, so a lease held longer than leaseWait belongs to a
+// replica that died or stalls, and waiting replicas then fill the key
+// themselves. Polling every pollInterval adds at most that much to a
+// waiting request.
+const (
+	leaseWait    = 250 * time.Millisecond
+	pollInterval = 5 * time.Millisecond
+)
+
+// newSharedTier returns the Redis tier of the redis backend, with its
+// metrics registered on reg, and a function closing its connections; nil
+// and a no-op for the memory backend. No connection is made here: the
+// service starts and serves whether Redis is up or not.
+func newSharedTier(cfg config.Config, reg prometheus.Registerer, logger *slog.Logger) (*sharedcache.Tier, func(), error) {
+	if cfg.CacheBackend != config.BackendRedis {
+		return nil, func() {}, nil
+	}
+	sharedcache.SetLogger(logger)
+	client, err := sharedcache.NewClient(cfg.RedisURL, cfg.RedisTimeout)
+	if err != nil {
+		return nil, nil, err
+	}
+	closeClient := func() { _ = client.Close() }
+	tier, err := sharedcache.New(sharedcache.Options{
+		Client:       client,
+		Prefix:       "go_service:v1:",
+		TTL:          cfg.CacheTTL,
+		Timeout:      cfg.RedisTimeout,
+		LeaseWait:    min(leaseWait, cfg.CacheTTL),
+		PollInterval: pollInterval,
+	})
+	if err == nil {
+		err = metrics.RegisterSharedCache(reg, tier.Stats)
+	}
+	if err != nil {
+		closeClient()
+		return nil, nil, err
+	}
+	return tier, closeClient, nil
 }
 
 // serveHTTP serves handler on ln with ready set until ctx is done, then

@@ -14,12 +14,16 @@ import (
 	"time"
 
 	"cacheplatform/go_service/internal/config"
+	"cacheplatform/go_service/internal/redistest"
 )
 
 func testConfig() config.Config {
 	return config.Config{
 		Listen:          "127.0.0.1:0",
 		CacheTTL:        time.Minute,
+		CacheL1TTL:      time.Minute,
+		CacheBackend:    config.BackendMemory,
+		RedisTimeout:    50 * time.Millisecond,
 		CacheMaxEntries: 100,
 		JanitorInterval: time.Second,
 		LogLevel:        slog.LevelInfo,
@@ -257,6 +261,60 @@ func TestServeRunsTheService(t *testing.T) {
 	cancel()
 	if err := <-served; err != nil {
 		t.Errorf("Serve = %v, want nil", err)
+	}
+}
+
+// Two servers with the redis backend share /time through a real Redis; with
+// Redis gone (and before it ever came up) they still answer 200, counting the
+// errors, and once it is back they share again.
+func TestServeSharesThroughRedisAndSurvivesItsLoss(t *testing.T) {
+	srv := redistest.Start(t)
+	cfg := testConfig()
+	cfg.CacheBackend, cfg.RedisURL = config.BackendRedis, srv.URL()
+	cfg.CacheL1TTL = time.Second // so the replicas go back to Redis within the test
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	var bases []string
+	var done []chan error
+	for range 2 {
+		ln := listen(t)
+		bases = append(bases, "http://"+ln.Addr().String())
+		served := make(chan error, 1)
+		done = append(done, served)
+		go func() { served <- Serve(ctx, ln, cfg, slog.New(slog.DiscardHandler)) }()
+	}
+
+	a, b := get(bases[0]+"/time"), get(bases[1]+"/time")
+	if a.status != http.StatusOK || b.body != a.body {
+		t.Fatalf("GET /time on two replicas = %+v and %+v, want one shared time", a, b)
+	}
+
+	srv.Kill()
+	time.Sleep(cfg.CacheL1TTL) // the in-process copies expire; the next answers need Redis
+	for _, base := range bases {
+		start := time.Now()
+		got := get(base + "/time")
+		if elapsed := time.Since(start); got.status != http.StatusOK || elapsed > time.Second {
+			t.Fatalf("with Redis down GET %s/time = %+v after %s, want 200 at once", base, got, elapsed)
+		}
+		if scrape := get(base + "/metrics"); strings.Contains(scrape.body, "redis_errors_total 0\n") || !strings.Contains(scrape.body, `cache_shared_requests_total{result="error"}`) {
+			t.Errorf("%s: Redis errors not counted:\n%s", base, scrape.body)
+		}
+	}
+
+	srv.Restart()
+	time.Sleep(cfg.CacheL1TTL)
+	a = get(bases[0] + "/time")
+	b = get(bases[1] + "/time")
+	if a.status != http.StatusOK || b.body != a.body {
+		t.Fatalf("after Redis came back GET /time = %+v and %+v, want one shared time again", a, b)
+	}
+
+	cancel()
+	for _, served := range done {
+		if err := <-served; err != nil {
+			t.Errorf("Serve = %v, want nil", err)
+		}
 	}
 }
 

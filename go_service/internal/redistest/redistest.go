@@ -1,0 +1,162 @@
+// Package redistest runs a throwaway redis-server on a loopback port for
+// tests: no persistence, killed and restarted on the same port at will.
+//
+// It is the Go twin of py_service/tests/support.py's RedisServer (the two
+// languages' tests cannot share one helper); both find Debian's
+// redis-server on PATH, which tools/bazel's chroot installs, and skip the
+// test when it is absent.
+package redistest
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os/exec"
+	"strconv"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// Server is one redis-server process on 127.0.0.1:Port.
+type Server struct {
+	t          testing.TB
+	executable string
+	dir        string
+	extraArgs  []string
+	// Port is the loopback TCP port the server listens on, kept across Restart.
+	Port int
+	cmd  *exec.Cmd
+}
+
+// Start launches redis-server with extraArgs (e.g. "--maxmemory", "2mb")
+// appended to its command line, waits up to 10 s for it to answer, and
+// stops it when the test ends. It skips t when redis-server is not on PATH.
+func Start(t testing.TB, extraArgs ...string) *Server {
+	t.Helper()
+	executable, err := exec.LookPath("redis-server")
+	if err != nil {
+		t.Skip("redis-server is not on PATH (Debian: apt-get install redis-server)")
+	}
+	s := &Server{t: t, executable: executable, dir: t.TempDir(), extraArgs: extraArgs, Port: freePort(t)}
+	s.start()
+	t.Cleanup(s.Kill)
+	return s
+}
+
+// Addr is the server's host:port.
+func (s *Server) Addr() string {
+	return net.JoinHostPort("127.0.0.1", strconv.Itoa(s.Port))
+}
+
+// URL is the server's redis:// URL, database 0.
+func (s *Server) URL() string {
+	return "redis://" + s.Addr() + "/0"
+}
+
+// Kill stops the server at once (SIGKILL), as a crash would; its data is
+// gone. Killing a stopped server does nothing.
+func (s *Server) Kill() {
+	if s.cmd == nil {
+		return
+	}
+	_ = s.cmd.Process.Kill() // SIGKILL ends a paused process too
+	_ = s.cmd.Wait()
+	s.cmd = nil
+}
+
+// Pause stops the server answering without closing its connections
+// (SIGSTOP), as a Redis stuck in a long command or swapping would; Resume
+// lets it go on.
+func (s *Server) Pause() {
+	s.t.Helper()
+	if err := s.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		s.t.Fatalf("pausing redis-server: %v", err)
+	}
+}
+
+// Resume undoes Pause (SIGCONT).
+func (s *Server) Resume() {
+	s.t.Helper()
+	if err := s.cmd.Process.Signal(syscall.SIGCONT); err != nil {
+		s.t.Fatalf("resuming redis-server: %v", err)
+	}
+}
+
+// Restart starts a killed server again on the same port, empty.
+func (s *Server) Restart() {
+	s.t.Helper()
+	s.Kill()
+	s.start()
+}
+
+func (s *Server) start() {
+	s.t.Helper()
+	args := append([]string{
+		"--port", strconv.Itoa(s.Port),
+		"--bind", "127.0.0.1",
+		"--save", "",
+		"--appendonly", "no",
+		"--dir", s.dir,
+		"--logfile", "redis.log",
+	}, s.extraArgs...)
+	cmd := exec.Command(s.executable, args...)
+	// Its log goes to a file in the test's temporary directory, not the test output.
+	cmd.Stdout, cmd.Stderr = nil, nil
+	if err := cmd.Start(); err != nil {
+		s.t.Fatalf("starting redis-server: %v", err)
+	}
+	s.cmd = cmd
+	if err := s.waitUntilAnswering(10 * time.Second); err != nil {
+		s.Kill()
+		s.t.Fatal(err)
+	}
+}
+
+// waitUntilAnswering sends PING until the server answers +PONG.
+func (s *Server) waitUntilAnswering(limit time.Duration) error {
+	ctx, cancel := context.WithTimeout(context.Background(), limit)
+	defer cancel()
+	for {
+		if ping(ctx, s.Addr()) == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("redis-server on %s did not answer PING within %s", s.Addr(), limit)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+func ping(ctx context.Context, addr string) error {
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(time.Second))
+	if _, err := conn.Write([]byte("PING\r\n")); err != nil {
+		return err
+	}
+	buf := make([]byte, 7)
+	n, err := conn.Read(buf)
+	if err != nil {
+		return err
+	}
+	if string(buf[:n]) != "+PONG\r\n" {
+		return fmt.Errorf("PING answered %q", buf[:n])
+	}
+	return nil
+}
+
+func freePort(t testing.TB) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("finding a free port: %v", err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}

@@ -1,0 +1,402 @@
+package sharedcache
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"cacheplatform/go_service/internal/cache"
+	"cacheplatform/go_service/internal/clocktest"
+	"cacheplatform/go_service/internal/redistest"
+)
+
+const (
+	testTTL     = 10 * time.Second
+	testTimeout = 50 * time.Millisecond
+	testLease   = 300 * time.Millisecond
+)
+
+// newClock starts at the real time: Redis' own PX expiry runs on it.
+func newClock() *clocktest.Clock { return clocktest.New(time.Now()) }
+
+// replica is one service process's view: its own connection pool to the shared Redis.
+func replica(t *testing.T, srv *redistest.Server, clock *clocktest.Clock) *Tier {
+	t.Helper()
+	return replicaWithTimeout(t, srv, clock, testTimeout)
+}
+
+// replicaWithTimeout is replica with another Redis timeout: tests of sharing
+// under load give Redis room on a busy machine, so that a slow answer
+// (counted as an error, and correctly filled locally) does not pass for a
+// second fill.
+func replicaWithTimeout(t *testing.T, srv *redistest.Server, clock *clocktest.Clock, timeout time.Duration) *Tier {
+	t.Helper()
+	client, err := NewClient(srv.URL(), timeout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = client.Close() })
+	tier, err := New(Options{
+		Client:       client,
+		Prefix:       "test:",
+		TTL:          testTTL,
+		Timeout:      timeout,
+		LeaseWait:    testLease,
+		PollInterval: 5 * time.Millisecond,
+		Now:          clock.Now,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tier
+}
+
+// counter is a fill function that counts its calls and returns a new value each time.
+type counter struct{ calls atomic.Int64 }
+
+func (c *counter) fill(context.Context) (string, error) {
+	return "v" + strconv.FormatInt(c.calls.Add(1), 10), nil
+}
+
+func TestNewRejectsInvalidOptions(t *testing.T) {
+	client := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1"})
+	t.Cleanup(func() { _ = client.Close() })
+	valid := Options{Client: client, TTL: time.Second, Timeout: time.Second, LeaseWait: time.Second, PollInterval: time.Millisecond}
+	for name, mutate := range map[string]func(*Options){
+		"no client":     func(o *Options) { o.Client = nil },
+		"zero TTL":      func(o *Options) { o.TTL = 0 },
+		"zero timeout":  func(o *Options) { o.Timeout = 0 },
+		"zero lease":    func(o *Options) { o.LeaseWait = 0 },
+		"zero interval": func(o *Options) { o.PollInterval = 0 },
+	} {
+		t.Run(name, func(t *testing.T) {
+			opts := valid
+			mutate(&opts)
+			if _, err := New(opts); err == nil {
+				t.Fatal("New accepted invalid options")
+			}
+		})
+	}
+	if _, err := NewClient("http://nope", time.Second); err == nil {
+		t.Error("NewClient accepted a non-redis URL")
+	}
+}
+
+func TestEncodeDecodeRoundTrip(t *testing.T) {
+	at := time.Unix(1700000000, 123456789)
+	for _, value := range []string{"", "plain", "with:colons:inside", "2025-01-02T03:04:05Z"} {
+		gotAt, gotValue, ok := decode(encode(at, value))
+		if !ok || !gotAt.Equal(at) || gotValue != value {
+			t.Errorf("decode(encode(%q)) = %v, %q, %v", value, gotAt, gotValue, ok)
+		}
+	}
+	for _, raw := range []string{"", "nocolon", "notanumber:v"} {
+		if _, _, ok := decode(raw); ok {
+			t.Errorf("decode(%q) ok, want rejected", raw)
+		}
+	}
+}
+
+// Two replicas share one value and the time it was made; it expires with the TTL.
+func TestReplicasShareValueUntilTTL(t *testing.T) {
+	srv := redistest.Start(t)
+	clock := newClock()
+	a, b := replica(t, srv, clock), replica(t, srv, clock)
+	var fills counter
+
+	va, atA, err := a.Load(t.Context(), "time", fills.fill)
+	if err != nil {
+		t.Fatal(err)
+	}
+	clock.Advance(3 * time.Second)
+	vb, atB, err := b.Load(t.Context(), "time", fills.fill)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if va != vb || !atA.Equal(atB) {
+		t.Fatalf("replica B got %q made %v, want A's %q made %v", vb, atB, va, atA)
+	}
+	if n := fills.calls.Load(); n != 1 {
+		t.Fatalf("fills = %d, want 1", n)
+	}
+
+	clock.Advance(testTTL - 3*time.Second) // now exactly TTL after the fill: expired
+	vb2, _, err := b.Load(t.Context(), "time", fills.fill)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if vb2 == va || fills.calls.Load() != 2 {
+		t.Fatalf("after the TTL: value %q (was %q), fills %d; want a new value and 2 fills", vb2, va, fills.calls.Load())
+	}
+	if s := b.Stats(); s.Hits != 1 || s.Misses != 1 || s.Fills != 1 || s.Errors != 0 {
+		t.Errorf("B stats = %+v, want 1 hit, 1 miss, 1 fill, 0 errors", s)
+	}
+}
+
+// Many replicas missing one key at once: one fill for the whole fleet. As in
+// the service, each replica's requests go through its in-process cache,
+// which sends one of them on to the shared tier.
+func TestFleetFillsOnceUnderConcurrentMisses(t *testing.T) {
+	srv := redistest.Start(t)
+	clock := newClock()
+	var fills counter
+	slowFill := func(ctx context.Context) (string, error) {
+		time.Sleep(20 * time.Millisecond) // long enough for every replica to miss meanwhile
+		return fills.fill(ctx)
+	}
+	const replicas, perReplica = 5, 20
+	type tiers struct {
+		l1 *cache.Cache[string, string]
+		l2 *Tier
+	}
+	fleet := make([]tiers, replicas)
+	for i := range fleet {
+		l1, err := cache.New[string, string](cache.Options{MaxEntries: 10, TTL: testTTL, JanitorInterval: time.Second, Now: clock.Now})
+		if err != nil {
+			t.Fatal(err)
+		}
+		fleet[i] = tiers{l1: l1, l2: replicaWithTimeout(t, srv, clock, time.Second)}
+	}
+	for round := range 3 {
+		values := make(chan string, replicas*perReplica)
+		var wg sync.WaitGroup
+		for _, r := range fleet {
+			for range perReplica {
+				wg.Go(func() {
+					v, _, _, err := r.l1.GetOrLoadStamped(t.Context(), "time", func(ctx context.Context) (string, time.Time, error) {
+						return r.l2.Load(ctx, "time", slowFill)
+					})
+					if err != nil {
+						t.Error(err)
+					}
+					values <- v
+				})
+			}
+		}
+		wg.Wait()
+		close(values)
+		distinct := map[string]bool{}
+		for v := range values {
+			distinct[v] = true
+		}
+		if len(distinct) != 1 || fills.calls.Load() != int64(round+1) {
+			t.Fatalf("round %d: %d distinct values, %d fills in all; want 1 value and %d fills", round, len(distinct), fills.calls.Load(), round+1)
+		}
+		// One shared-tier lookup per replica and TTL (the in-process tier takes the rest), each
+		// counted once: a replica that waited for another's fill counts a miss, not a hit too.
+		var lookups uint64
+		for _, r := range fleet {
+			s := r.l2.Stats()
+			lookups += s.Hits + s.Misses + s.LookupErrors
+		}
+		if want := uint64(replicas * (round + 1)); lookups != want {
+			t.Fatalf("round %d: %d shared-tier lookups counted, want %d", round, lookups, want)
+		}
+		clock.Advance(testTTL)
+	}
+}
+
+// Redis killed: answers keep coming, from local fills, each within the
+// timeout bound; restarted: the replicas share again.
+func TestRedisKilledAndRestarted(t *testing.T) {
+	srv := redistest.Start(t)
+	clock := newClock()
+	a, b := replica(t, srv, clock), replica(t, srv, clock)
+	var fills counter
+	if _, _, err := a.Load(t.Context(), "k", fills.fill); err != nil {
+		t.Fatal(err)
+	}
+
+	srv.Kill()
+	for _, tier := range []*Tier{a, b} {
+		start := time.Now()
+		v, _, err := tier.Load(t.Context(), "k2", fills.fill)
+		if elapsed := time.Since(start); err != nil || v == "" || elapsed > 2*testTimeout+50*time.Millisecond {
+			t.Fatalf("with Redis down: Load = %q, %v after %s; want a value within 2 x %s", v, err, elapsed, testTimeout)
+		}
+	}
+	if a.Stats().Errors == 0 || b.Stats().Errors == 0 {
+		t.Fatalf("errors not counted: A %+v, B %+v", a.Stats(), b.Stats())
+	}
+
+	srv.Restart()
+	waitFor(t, "replica A to reach Redis again", func() bool {
+		before := a.Stats().Errors
+		_, _, err := a.Load(t.Context(), "k3", fills.fill)
+		return err == nil && a.Stats().Errors == before
+	})
+	va, _, _ := a.Load(t.Context(), "k3", fills.fill)
+	vb, _, err := b.Load(t.Context(), "k3", fills.fill)
+	if err != nil || vb != va {
+		t.Fatalf("after the restart B got %q (%v), want A's %q", vb, err, va)
+	}
+}
+
+// Redis that accepts but never answers (SIGSTOP) delays a request by at most 2 x Timeout.
+func TestPausedRedisBoundsTheWait(t *testing.T) {
+	srv := redistest.Start(t)
+	tier := replica(t, srv, newClock())
+	var fills counter
+	if _, _, err := tier.Load(t.Context(), "warm", fills.fill); err != nil { // a pooled connection
+		t.Fatal(err)
+	}
+	srv.Pause()
+	defer srv.Resume()
+	start := time.Now()
+	v, _, err := tier.Load(t.Context(), "k", fills.fill)
+	if elapsed := time.Since(start); err != nil || v == "" || elapsed > 2*testTimeout+50*time.Millisecond {
+		t.Fatalf("with Redis paused: Load = %q, %v after %s; want a value within 2 x %s", v, err, elapsed, testTimeout)
+	}
+	if tier.Stats().Errors == 0 {
+		t.Fatal("timeouts not counted as errors")
+	}
+}
+
+// A replica that took the lease and died: the others wait LeaseWait, then fill.
+func TestAbandonedLeaseDelaysAtMostLeaseWait(t *testing.T) {
+	srv := redistest.Start(t)
+	tier := replica(t, srv, newClock())
+	other := redis.NewClient(&redis.Options{Addr: srv.Addr()})
+	t.Cleanup(func() { _ = other.Close() })
+	if err := other.Set(t.Context(), "test:lease:k", "dead-replica", time.Minute).Err(); err != nil {
+		t.Fatal(err)
+	}
+	var fills counter
+	start := time.Now()
+	v, _, err := tier.Load(t.Context(), "k", fills.fill)
+	elapsed := time.Since(start)
+	if err != nil || v == "" || elapsed < testLease || elapsed > testLease+200*time.Millisecond {
+		t.Fatalf("Load = %q, %v after %s; want a value after about %s", v, err, elapsed, testLease)
+	}
+	if stored, _ := other.Get(t.Context(), "test:k").Result(); !strings.HasSuffix(stored, ":"+v) {
+		t.Errorf("the late fill was not shared: Redis holds %q", stored)
+	}
+}
+
+func TestFillErrorIsReturnedAndNotStored(t *testing.T) {
+	srv := redistest.Start(t)
+	tier := replica(t, srv, newClock())
+	boom := errors.New("boom")
+	if _, _, err := tier.Load(t.Context(), "k", func(context.Context) (string, error) { return "", boom }); !errors.Is(err, boom) {
+		t.Fatalf("err = %v, want %v", err, boom)
+	}
+	var fills counter
+	if v, _, err := tier.Load(t.Context(), "k", fills.fill); err != nil || v != "v1" {
+		t.Fatalf("after a failed fill: %q, %v; want a fresh fill v1", v, err)
+	}
+}
+
+// Redis at its maxmemory with allkeys-lru (deploy/redis) evicts and keeps
+// accepting writes: the tier goes on sharing.
+func TestRedisPastMaxmemoryKeepsSharing(t *testing.T) {
+	// Well above an empty server's own use (about 1 MB for Redis 8), as the stack's 64 MB is.
+	srv := redistest.Start(t, "--maxmemory", "16mb", "--maxmemory-policy", "allkeys-lru")
+	clock := newClock()
+	a, b := replica(t, srv, clock), replica(t, srv, clock)
+	filler := redis.NewClient(&redis.Options{Addr: srv.Addr()})
+	t.Cleanup(func() { _ = filler.Close() })
+	junk := strings.Repeat("x", 4096)
+	pipe := filler.Pipeline()
+	const written = 8000
+	for i := range written { // 32 MB of values into 16 MB
+		pipe.Set(t.Context(), fmt.Sprintf("junk:%d", i), junk, 0)
+	}
+	if _, err := pipe.Exec(t.Context()); err != nil {
+		t.Fatalf("filling Redis: %v", err)
+	}
+	if n := filler.DBSize(t.Context()).Val(); n >= written {
+		t.Fatalf("Redis holds all %d keys: maxmemory not in force", n)
+	}
+	if evicted := infoField(t, filler, "stats", "evicted_keys"); evicted == "0" {
+		t.Fatal("Redis evicted nothing")
+	}
+	var fills counter
+	va, _, err := a.Load(t.Context(), "time", fills.fill)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vb, _, err := b.Load(t.Context(), "time", fills.fill)
+	if err != nil || vb != va || a.Stats().Errors+b.Stats().Errors != 0 {
+		t.Fatalf("past maxmemory: A %q, B %q (%v), errors %d+%d; want one shared value, no errors", va, vb, err, a.Stats().Errors, b.Stats().Errors)
+	}
+}
+
+// The two tiers together, as the service runs them: each replica's
+// in-process cache in front of the shared tier. Every replica answers with
+// the same value and the same made-at time (so the same Age), and the fleet
+// fills once per TTL.
+func TestTwoTiersAcrossReplicas(t *testing.T) {
+	srv := redistest.Start(t)
+	clock := newClock()
+	type tiers struct {
+		l1 *cache.Cache[string, string]
+		l2 *Tier
+	}
+	fleet := make([]tiers, 3)
+	for i := range fleet {
+		l1, err := cache.New[string, string](cache.Options{MaxEntries: 10, TTL: testTTL, JanitorInterval: time.Second, Now: clock.Now})
+		if err != nil {
+			t.Fatal(err)
+		}
+		fleet[i] = tiers{l1: l1, l2: replicaWithTimeout(t, srv, clock, time.Second)}
+	}
+	var fills counter
+	get := func(r tiers) (string, time.Time) {
+		v, at, _, err := r.l1.GetOrLoadStamped(t.Context(), "time", func(ctx context.Context) (string, time.Time, error) {
+			return r.l2.Load(ctx, "time", fills.fill)
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v, at
+	}
+	for ttl := range 3 {
+		first, firstAt := get(fleet[0])
+		for step := range 4 {
+			clock.Advance(2 * time.Second)
+			for i, r := range fleet {
+				if v, at := get(r); v != first || !at.Equal(firstAt) {
+					t.Fatalf("TTL %d step %d: replica %d answered %q made %v, want %q made %v", ttl, step, i, v, at, first, firstAt)
+				}
+			}
+		}
+		if got := fills.calls.Load(); got != int64(ttl+1) {
+			t.Fatalf("after %d TTLs: %d fills, want %d", ttl+1, got, ttl+1)
+		}
+		clock.Advance(2 * time.Second) // 10 s since the fill: every tier expires it
+	}
+}
+
+func infoField(t *testing.T, c *redis.Client, section, field string) string {
+	t.Helper()
+	info, err := c.Info(t.Context(), section).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for line := range strings.Lines(info) {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), field+":"); ok {
+			return v
+		}
+	}
+	t.Fatalf("INFO %s has no %s", section, field)
+	return ""
+}
+
+func waitFor(t *testing.T, what string, ok func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !ok() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
