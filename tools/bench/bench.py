@@ -101,9 +101,11 @@ class Stack:
         self.client = client
         self.project = project
         found = client.containers.list(filters={"label": f"com.docker.compose.project={project}"})
-        self.services: dict[str, Container] = {
-            c.labels["com.docker.compose.service"]: c for c in found
-        }
+        # A service may run several replicas (GO_REPLICAS): its CPU time is theirs together.
+        self.services: dict[str, list[Container]] = {}
+        for container in found:
+            service = container.labels["com.docker.compose.service"]
+            self.services.setdefault(service, []).append(container)
         missing = {n for s in report.SCENARIOS for n in s.services} - set(self.services)
         if missing:
             sys.exit(f"bench: no running container for {sorted(missing)} in project {project}")
@@ -141,13 +143,17 @@ class Stack:
 
     def cpu_ns(self) -> dict[str, int | None]:
         """CPU nanoseconds each container (and the machine) has spent so far."""
-        containers = dict(self.services, **{report.GENERATOR: self.generators[report.DIRECT]})
-        usage: dict[str, int | None] = {
-            name: self._container_cpu_ns(c) for name, c in containers.items()
-        }
-        usage[f"{report.GENERATOR}-{report.PUBLISHED}"] = self._container_cpu_ns(
-            self.generators[report.PUBLISHED]
+        containers = dict(
+            self.services,
+            **{
+                report.GENERATOR: [self.generators[report.DIRECT]],
+                f"{report.GENERATOR}-{report.PUBLISHED}": [self.generators[report.PUBLISHED]],
+            },
         )
+        usage: dict[str, int | None] = {}
+        for name, replicas in containers.items():
+            spent = [self._container_cpu_ns(c) for c in replicas]
+            usage[name] = None if None in spent else sum(s for s in spent if s is not None)
         usage[report.MACHINE] = machine_cpu_ns()
         return usage
 
