@@ -67,6 +67,8 @@ class Stack:
     # The Go tier: how many replicas `up` starts (GO_REPLICAS) and their cache TTL (GO_CACHE_TTL).
     go_replicas: int = 1
     go_cache_ttl: str = "10s"
+    # How long a replica waits for Redis before it answers without it (GO_REDIS_TIMEOUT).
+    go_redis_timeout: str = "50ms"
     # Where Alertmanager delivers; "" keeps compose.yaml's default.
     alert_webhook_url: str = ""
 
@@ -123,6 +125,7 @@ class Stack:
             STACK_IP_RANGE=f"{self.address(128)}/25",
             GO_REPLICAS=str(self.go_replicas),
             GO_CACHE_TTL=self.go_cache_ttl,
+            GO_REDIS_TIMEOUT=self.go_redis_timeout,
             PY_SERVICE_IP=self.address(self.PY_SERVICE),
             PY_REDIS_SERVICE_IP=self.address(self.PY_REDIS_SERVICE),
             PY_FLASK_SERVICE_IP=self.address(self.PY_FLASK_SERVICE),
