@@ -2,6 +2,8 @@
 # The stack's life cycle: `bazel run //deploy:up | :down | :logs | :ps` (README, "The stack").
 #   stack.sh up LOADER...    make sure an engine and Compose v2 answer, load the images, start, wait
 #   stack.sh down [--volumes] | logs [SERVICE...] | ps
+#   stack.sh compose ARGS...   any `docker compose` command on the running stack, with the project,
+#                              file and environment `up` used (scale, stop, start a service)
 set -euo pipefail
 # COMPOSE_PROJECT_NAME runs a second stack beside the first (the tests do, on ports of their own).
 readonly PROJECT="${COMPOSE_PROJECT_NAME:-cache-platform}"
@@ -97,7 +99,7 @@ URLS
   fi
 }
 
-command="${1:?usage: stack.sh up|down|logs|ps}"
+command="${1:?usage: stack.sh up|down|logs|ps|compose}"
 shift
 # compose.yaml refuses to run without it (never admin/admin), for every command.
 export GRAFANA_ADMIN_PASSWORD GRAFANA_IMAGE ALERT_WEBHOOK_URL_FILE
@@ -117,5 +119,9 @@ ps)
   ensure_engine_and_compose
   compose ps "$@"
   ;;
-*) die "unknown command '$command' (up, down, logs, ps)" ;;
+compose)
+  ensure_engine_and_compose
+  compose "$@"
+  ;;
+*) die "unknown command '$command' (up, down, logs, ps, compose)" ;;
 esac
