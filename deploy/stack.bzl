@@ -1,4 +1,4 @@
-"""The stack's images, for every target that brings the stack up (deploy/, tools/bench), and the
+"""The stack's images, for every target that brings the stack up (deploy/, tools/dev/bench), and the
 stack tests' common shape."""
 
 load("@rules_python//python:defs.bzl", "py_test")
@@ -16,7 +16,7 @@ STACK_LOADERS = [
 # What deploy/stack.sh needs at run time besides itself.
 STACK_DATA = [
     "//deploy:compose.yaml",
-    "//tools/docker:engine.sh",
+    "//tools/rules/docker:engine.sh",
 ] + STACK_LOADERS
 
 def stack_test(name, srcs, data = [], deps = [], **kwargs):
@@ -38,10 +38,10 @@ def stack_test(name, srcs, data = [], deps = [], **kwargs):
         size = "large",
         srcs = srcs,
         main = srcs[0],
-        args = ["$(rootpath //tools/bench/cmd/loadgen)"] + ["$(rootpath %s)" % loader for loader in STACK_LOADERS],
+        args = ["$(rootpath //tools/testing/cmd/loadgen)"] + ["$(rootpath %s)" % loader for loader in STACK_LOADERS],
         data = STACK_DATA + [
             "//deploy:stack.sh",
-            "//tools/bench/cmd/loadgen",
+            "//tools/testing/cmd/loadgen",
         ] + data,
         env_inherit = ["HOME"],
         tags = [

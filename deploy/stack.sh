@@ -25,7 +25,7 @@ compose_file="$workspace/deploy/compose.yaml"
 compose() { docker compose --project-name "$PROJECT" --file "$compose_file" "$@"; }
 
 ensure_engine_and_compose() {
-  "$runfiles_dir/tools/docker/engine.sh"
+  "$runfiles_dir/tools/rules/docker/engine.sh"
   docker compose version >/dev/null 2>&1 ||
     die "Docker Compose v2 ('docker compose') is missing: install it (Debian: apt-get install docker-compose) and retry"
 }

@@ -214,7 +214,7 @@ def wait_for(what: str, check: Callable[[], bool], timeout: float) -> None:
 def loadgen(
     binary: str, *urls: str, connections: int, seconds: float, **flags: str | int
 ) -> dict[str, Any]:
-    """Runs //tools/bench/cmd/loadgen (bounded by `seconds`) and returns its JSON report.
+    """Runs //tools/testing/cmd/loadgen (bounded by `seconds`) and returns its JSON report.
     flags: more loadgen flags, e.g. max_requests=1000 for -max-requests=1000."""
     extra = [f"-{name.replace('_', '-')}={value}" for name, value in flags.items()]
     fixed = [f"-connections={connections}", f"-duration={seconds}s", "-timeout=10s"]

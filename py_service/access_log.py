@@ -2,7 +2,8 @@
 
 Behind Nginx every request is already in Nginx's access log, with its status, duration and
 upstream time; formatting and writing one JSON line per request a second time cost the app about
-a tenth of a worker's CPU time (py-spy, tools/bench's python_gunicorn scenario). Standalone, N is
+a tenth of a worker's CPU time (py-spy, tools/dev/bench's python_gunicorn scenario). Standalone,
+N is
 1 and every request is logged.
 
 Configured by gunicorn.conf.py as gunicorn's `logger_class` (its documented extension point);

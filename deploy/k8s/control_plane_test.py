@@ -13,7 +13,7 @@ What it requires of the rendered, digest-pinned prod overlay (what CD commits):
 kwok plays the kubelet: it marks pods Running and Ready without running them (no image is pulled;
 the pod and service CIDRs are API data only, nothing sends traffic to them). The binaries are built
 once per machine by go_tools.sh from deploy/k8s/controlplane/go.mod (k8s.io/kubernetes at one
-version); etcd is trixie's etcd-server, pinned in tools/debian/packages.lock.json.
+version); etcd is trixie's etcd-server, pinned in tools/rules/debian/packages.lock.json.
 
 Arguments: GO_TOOLS_SH CP_GO_MOD CP_GO_SUM TOOLS_GO_MOD TOOLS_GO_SUM RENDER_SH PROD_OVERLAY
 TOOL_FROM_TARS_SH NAME=DIGEST_FILE... -- ETCD_TAR...

@@ -3,7 +3,8 @@ pulled back by digest: the digest each push prints is the one Bazel built (NAME.
 pinned render names), and the manifest and every blob pulled by digest are the built bytes.
 
 The registry is Debian's docker-registry (the CNCF distribution registry, pinned in
-tools/debian/packages.lock.json), started on a free loopback port with its storage in the test's
+tools/rules/debian/packages.lock.json), started on a free loopback port with its storage in the
+test's
 temp dir. The pull is plain HTTP (the registry API), not the pusher's library, so the two check
 each other.
 

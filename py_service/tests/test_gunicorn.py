@@ -114,7 +114,7 @@ def test_serves_sums_metrics_and_stops_cleanly_on_sigterm(server: Server) -> Non
 
 
 def test_sigterm_under_load_loses_no_request(server: Server) -> None:
-    # tools/bench's load generator: 32 keep-alive connections, in a loop, until stopped.
+    # tools/dev/bench's load generator: 32 keep-alive connections, in a loop, until stopped.
     url = server.base_url + "/time"
     load = subprocess.Popen(
         [os.environ["LOADGEN"], "-connections=32", "-duration=30s", "-timeout=5s", url],

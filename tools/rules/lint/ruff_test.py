@@ -1,0 +1,61 @@
+"""Runs `ruff check` and `ruff format --check` over the repo's Python code under `bazel test`.
+
+The files come as arguments (//:lint_srcs, the test's declared inputs); Python is picked out by
+name (*.py) or by a `#!` line naming python (tools/dev/ci/affected). ruff comes from the locked PyPI
+wheel (pip.parse); rules_python 0.22 exposes no target for the binary inside it, so the test takes
+it out of the wheel itself.
+"""
+
+import os
+import stat
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+CONFIG = "ruff.toml"
+
+
+def extract_ruff(wheel: Path, into: Path) -> Path:
+    """Writes the ruff binary of the wheel into `into` and returns its path."""
+    with zipfile.ZipFile(wheel) as archive:
+        member = next(n for n in archive.namelist() if n.endswith(".data/scripts/ruff"))
+        binary = into / "ruff"
+        binary.write_bytes(archive.read(member))
+    binary.chmod(binary.stat().st_mode | stat.S_IXUSR)
+    return binary
+
+
+def is_python(path: Path) -> bool:
+    """A .py file, or a script whose #! line runs python."""
+    if path.suffix == ".py":
+        return True
+    if path.suffix:
+        return False
+    with path.open("rb") as script:
+        first = script.readline()
+    return first.startswith(b"#!") and b"python" in first
+
+
+def main(wheel: str, files: list[str]) -> int:
+    """Checks the Python files among `files` with the configuration in ruff.toml."""
+    ruff = extract_ruff(Path(wheel), Path(os.environ.get("TEST_TMPDIR", "/tmp")))
+    python = sorted(f for f in files if is_python(Path(f)))
+    if not python:
+        print("ruff: no Python file among the inputs")
+        return 1
+    status = 0
+    for command in (["check"], ["format", "--check"]):
+        result = subprocess.run(
+            [str(ruff), *command, "--no-cache", "--config", CONFIG, *python], check=False
+        )
+        status = status or result.returncode
+    if status:
+        print("ruff found problems above: run `ruff format` and `ruff check --fix`.")
+    else:
+        print(f"ruff: {len(python)} files clean")
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1], sys.argv[2:]))

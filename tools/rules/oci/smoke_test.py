@@ -1,0 +1,71 @@
+"""Smoke test of one app image in a real Docker engine: load it, run it, ask it for /healthz
+and /time. Starts an engine first if none answers (tools/rules/docker/engine.sh)."""
+
+import json
+import re
+import subprocess
+import sys
+import time
+import unittest
+import urllib.request
+
+LOADER, TAG, PORT = sys.argv[1:4]
+NAME = "cache-platform-smoke-" + TAG.split("/")[-1].replace(":", "-")
+RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$")
+
+
+def docker(*args: str) -> str:
+    return subprocess.run(
+        ["docker", *args], check=True, capture_output=True, text=True
+    ).stdout.strip()
+
+
+def get(url: str, accept: str = "*/*") -> tuple[int, str]:
+    request = urllib.request.Request(url, headers={"Accept": accept})
+    with urllib.request.urlopen(request, timeout=5) as response:
+        return response.status, response.read().decode()
+
+
+class ImageSmokeTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls) -> None:
+        subprocess.run(["tools/rules/docker/engine.sh"], check=True)
+        subprocess.run([LOADER], check=True)
+        subprocess.run(["docker", "rm", "-f", NAME], capture_output=True)
+        # Published on a free loopback port; read-only root as in the stack.
+        docker("run", "--detach", "--name", NAME, "--read-only", "--tmpfs", "/tmp",
+               "--cap-drop", "ALL", "--security-opt", "no-new-privileges:true",
+               "--publish", f"127.0.0.1::{PORT}", TAG)  # fmt: skip
+        host_port = docker("port", NAME, f"{PORT}/tcp").splitlines()[0].rsplit(":", 1)[1]
+        cls.base = f"http://127.0.0.1:{host_port}"
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if get(cls.base + "/healthz")[0] == 200:
+                    return
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise AssertionError("no 200 from /healthz within 30 s:\n" + docker("logs", NAME))
+            time.sleep(0.3)
+
+    @classmethod
+    def tearDownClass(cls) -> None:
+        subprocess.run(["docker", "rm", "-f", NAME], capture_output=True)
+
+    def test_healthz(self) -> None:
+        self.assertEqual(get(self.base + "/healthz")[0], 200)
+
+    def test_time_text_and_json(self) -> None:
+        status, body = get(self.base + "/time")
+        self.assertEqual(status, 200)
+        self.assertRegex(body.strip(), RFC3339)
+        status, body = get(self.base + "/time", accept="application/json")
+        self.assertRegex(json.loads(body)["time"], RFC3339)
+
+    def test_runs_as_nonroot(self) -> None:
+        self.assertNotIn(docker("inspect", "--format", "{{.Config.User}}", NAME), ("", "0", "root"))
+
+
+if __name__ == "__main__":
+    unittest.main(argv=[sys.argv[0], "-v"])
