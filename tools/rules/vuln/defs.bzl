@@ -1,5 +1,7 @@
 """Rules for the offline Go vulnerability scan (README, "Supply chain")."""
 
+load("@rules_shell//shell:sh_test.bzl", "sh_test")
+
 def _go_vulndb_impl(ctx):
     out = ctx.actions.declare_directory(ctx.label.name)
     ctx.actions.run(
@@ -77,3 +79,23 @@ binary the build's actions use, so its packages are not compiled a second time f
     executable = True,
     attrs = {"tool": attr.label(mandatory = True, executable = True, cfg = "exec")},
 )
+
+def govulncheck_test(name, blobs, **kwargs):
+    """A test that fails on any known vulnerability whose code one of `blobs` holds.
+
+    Declared next to the binary it scans, so that the area owning a binary owns its scan.
+
+    Args:
+      name: the sh_test.
+      blobs: go_binary_blob labels.
+      **kwargs: passed to sh_test (size, tags, ...).
+    """
+    tool = Label("//tools/rules/vuln:govulncheck")
+    db = Label("//tools/rules/vuln:db")
+    sh_test(
+        name = name,
+        srcs = [Label("//tools/rules/vuln:scan.sh")],
+        args = ["$(rootpath %s)" % tool, "$(rootpath %s)" % db] + ["$(rootpath %s)" % b for b in blobs],
+        data = [tool, db] + blobs,
+        **kwargs
+    )

@@ -2,7 +2,7 @@
 # Scans Go binaries, or govulncheck blobs of them (cmd/vulnblob), with govulncheck against the
 # pinned vulnerability database, offline. Fails when any of them holds code with a known
 # vulnerability (govulncheck's symbol level: the vulnerable function is in the binary).
-#   bazel test //tools/rules/vuln:govulncheck_test            (every Go binary the images ship)
+#   bazel test //go_service:govulncheck_test                 (each shipped Go binary has one beside it)
 #   tools/bazel run //tools/rules/vuln:scan -- PATH...        (any Go binary, e.g. one `go build` made)
 #   usage: scan.sh GOVULNCHECK DB_DIR BINARY_OR_BLOB...
 set -euo pipefail
