@@ -1,8 +1,8 @@
 """The server's settings, read once from the environment and validated before any worker starts.
 
-gunicorn.conf.py turns them into gunicorn's settings. Every knob is parsed here, and only here; the
-app's own knobs (py_service/app/config.py, which workers read again in create_app) are validated
-here too, so that a bad value stops the master with one line rather than every worker.
+gunicorn.conf.py turns them into gunicorn's settings. Every server knob is parsed here, and only
+here; the app's own knobs (py_service/app/config.py, which workers read again in create_app) are
+validated here too, so that a bad value stops the master with one line rather than every worker.
 
 Environment (besides the app's own, see py_service/app/config.py):
   BIND                        listen address, gunicorn's syntax (HOST:PORT, unix:PATH, fd://N);
@@ -16,7 +16,10 @@ Environment (besides the app's own, see py_service/app/config.py):
   GUNICORN_ACCESS_LOG_SAMPLE  log 1 in N successful requests (failures and slow ones always),
                               >= 0; default 1: every request (py_service/access_log.py)
   PROMETHEUS_MULTIPROC_DIR    required, absolute: where prometheus_client keeps each worker's
-                              metric values (py_service/multiproc_dir.py)
+                              metric values (py_service/multiproc_dir.py). The library reads it
+                              from the environment the process starts with, so whoever starts
+                              the server sets it (the image, Compose, the tests, `bazel run`'s
+                              env); nothing here writes it.
 """
 
 from __future__ import annotations
