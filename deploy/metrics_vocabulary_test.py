@@ -45,14 +45,19 @@ def fetch(url: str, method: str = "GET") -> tuple[int, str]:
 
 
 @pytest.fixture(scope="module")
-def services() -> Iterator[dict[str, str]]:
+def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     """{"go": base URL, "python": base URL}, both answering."""
     go_port, py_port = free_port(), free_port()
+    py_env = {
+        "BIND": f"127.0.0.1:{py_port}",
+        "WEB_CONCURRENCY": "2",
+        "PROMETHEUS_MULTIPROC_DIR": str(tmp_path_factory.mktemp("py-metrics")),
+    }
     processes = [
         subprocess.Popen([os.environ["GO_SERVICE"], "-listen", f"127.0.0.1:{go_port}"]),
         subprocess.Popen(
             [os.environ["PY_SERVICE"]],
-            env={**os.environ, "BIND": f"127.0.0.1:{py_port}", "WEB_CONCURRENCY": "2"},
+            env={**os.environ, **py_env},
             stderr=subprocess.DEVNULL,
         ),
     ]

@@ -5,9 +5,11 @@ until its in-flight requests are done: connections the kernel queues meanwhile a
 and are reset when the socket finally closes, after the client sent its request. This module makes
 the first worker told to stop take what is queued and shut the (shared) socket down at once, as
 Nginx and Go's http.Server stop listening: a client is then refused (and may retry elsewhere), not
-reset. Requests already
-received are answered by gunicorn itself, with "Connection: close" (RFC 9112 section 9.6), and its
-idle keep-alive connections are kept for a short linger (gthread's STOP_KEEPALIVE_LINGER).
+reset. Requests already received are answered by gunicorn itself, with "Connection: close"
+(RFC 9112 section 9.6), and its idle keep-alive connections are kept for a short linger (gthread's
+STOP_KEEPALIVE_LINGER).
+
+gunicorn.conf.py installs it as the post_worker_init server hook.
 """
 
 from __future__ import annotations
@@ -22,6 +24,12 @@ from collections.abc import Callable
 from typing import Any
 
 SignalInstaller = Callable[[int, Callable[[int, Any], None]], object]
+
+
+def post_worker_init(worker: Any) -> None:
+    """gunicorn's post_worker_init hook: stop_listening_on_sigterm(worker), in the worker, after
+    it has loaded the app and before it serves."""
+    stop_listening_on_sigterm(worker)
 
 
 def stop_listening_on_sigterm(

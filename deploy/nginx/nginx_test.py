@@ -145,7 +145,12 @@ class NginxConfigTest(unittest.TestCase):
         )
         cls.py = Upstream(
             [ARGS["PY_SERVICE"]],
-            {"BIND": f"127.0.0.1:{py_port}", "CACHE_TTL": str(PY_TTL), "WEB_CONCURRENCY": "2"},
+            {
+                "BIND": f"127.0.0.1:{py_port}",
+                "CACHE_TTL": str(PY_TTL),
+                "WEB_CONCURRENCY": "2",
+                "PROMETHEUS_MULTIPROC_DIR": str(TMP / "py-metrics"),
+            },
             f"http://127.0.0.1:{py_port}/healthz",
         )
         cls.go.start()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
+from os.path import isabs
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -38,6 +39,13 @@ class Config:
         if self.log_level not in LOG_LEVELS:
             choices = ", ".join(LOG_LEVELS)
             raise ValueError(f"LOG_LEVEL must be one of {choices}, got {self.log_level!r}")
+        if self.prometheus_multiproc_dir is not None and not isabs(self.prometheus_multiproc_dir):
+            # The master and every worker must name the same directory, whatever their working
+            # directory (gunicorn changes it to its chdir setting).
+            raise ValueError(
+                "PROMETHEUS_MULTIPROC_DIR must be an absolute path, "
+                f"got {self.prometheus_multiproc_dir!r}"
+            )
         if urlsplit(self.redis_url).scheme not in REDIS_URL_SCHEMES:
             choices = ", ".join(f"{scheme}://" for scheme in REDIS_URL_SCHEMES)
             raise ValueError(f"REDIS_URL must start with {choices}; got {self.redis_url!r}")

@@ -59,6 +59,7 @@ def test_blank_values_mean_default() -> None:
         ("REDIS_TIMEOUT", "200"),
         ("LOG_LEVEL", "chatty"),
         ("REDIS_URL", "127.0.0.1:6379"),
+        ("PROMETHEUS_MULTIPROC_DIR", "metrics"),
     ],
 )
 def test_bad_value_names_the_variable(variable: str, value: str) -> None:

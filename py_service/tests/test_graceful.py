@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from py_service import graceful
 from py_service.graceful import stop_listening_on_sigterm
 from py_service.tests.support import child_process_env
 
@@ -199,3 +200,22 @@ def test_sigterm_while_loading_the_app_stops_listening_at_once(listener: socket.
     worker.alive = False  # gunicorn's handler ran before the hook was installed
     install_on(worker)
     assert listener.fileno() == -1
+
+
+def test_post_worker_init_installs_the_sigterm_handler(listener: socket.socket) -> None:
+    # gunicorn's hook, with the real signal.signal and /proc check: this test's parent does not
+    # hold the socket, as gunicorn's master does not once it stops.
+    address = listener.getsockname()
+    worker = Worker(listener, address)
+    previous = signal.getsignal(signal.SIGTERM)
+    try:
+        graceful.post_worker_init(worker)
+        handler = signal.getsignal(signal.SIGTERM)
+        assert callable(handler)
+        handler(signal.SIGTERM, None)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    worker.method_queue.run()
+
+    assert not worker.alive
+    assert refuses(address)

@@ -27,6 +27,7 @@ from py_service.tests.support import (
 GUNICORN_CONFIG = SERVICE_DIR / "gunicorn.conf.py"
 WORKERS = 2
 SHUTDOWN_BOUND_S = 15
+STALE_VALUE_FILE = "counter_1.db"
 
 
 @dataclass
@@ -55,6 +56,8 @@ def server(tmp_path: Path) -> Iterator[Server]:
     port = free_port()
     stdout, stderr = tmp_path / "stdout.log", tmp_path / "stderr.log"
     multiproc_dir = tmp_path / "metrics"
+    multiproc_dir.mkdir()
+    (multiproc_dir / STALE_VALUE_FILE).touch()  # left by an earlier run
     with stdout.open("wb") as out, stderr.open("wb") as err:
         process = subprocess.Popen(
             gunicorn_command(),
@@ -103,8 +106,12 @@ def test_serves_sums_metrics_and_stops_cleanly_on_sigterm(server: Server) -> Non
     # Each request is a new connection, so both workers serve some of them;
     # the scrape must add up every worker's count.
     assert sample_sum(metrics, "http_requests_total", handler="/time") == 20, metrics
+    # prometheus_client's multiprocess directory: emptied at the start, removed at the exit.
+    assert not (server.multiproc_dir / STALE_VALUE_FILE).exists()
+    assert len(list(server.multiproc_dir.glob("counter_*.db"))) == WORKERS
 
     assert server.stop() == 0, server.stderr.read_text()
+    assert not server.multiproc_dir.exists()
     access_log = [json.loads(line) for line in server.stdout.read_text().splitlines()]
     time_requests = [entry for entry in access_log if entry["path"] == "/time"]
     assert len(time_requests) == 20
