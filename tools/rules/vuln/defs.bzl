@@ -1,4 +1,4 @@
-"""Rules for the offline Go vulnerability scan (README, "Supply chain")."""
+"""Rules for the offline Go vulnerability scan (docs/images.md, "Supply chain")."""
 
 def _go_vulndb_impl(ctx):
     out = ctx.actions.declare_directory(ctx.label.name)
