@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The stack's life cycle: `bazel run //deploy:up | :down | :logs | :ps` (README, "The stack").
+# The stack's life cycle: `bazel run //deploy:up | :down | :logs | :ps`
+# (docs/operations.md, "The stack").
 #   stack.sh up LOADER...    make sure an engine and Compose v2 answer, load the images, start, wait
 #   stack.sh down [--volumes] | logs [SERVICE...] | ps
 #   stack.sh compose ARGS...   any `docker compose` command on the running stack, with the project,

@@ -105,8 +105,9 @@ reset
 scenario="documentation change"
 echo "more words" >>README.md
 mkdir -p docs && echo "# notes" >docs/notes.md
-run_affected --base HEAD
-expect_empty && ok
+run_affected --base HEAD --tests
+[[ "$(cat "$out")" == "//docs:links_test" ]] || fail "$scenario: expected only the docs test, got: $(tr '\n' ' ' <"$out")"
+ok
 reset
 
 scenario="BUILD file change"
@@ -121,11 +122,15 @@ comm -23 "$tmp/package" "$out" >"$tmp/missing"
 expect_none "$PY" && ok
 reset
 
-scenario="file no target uses"
+scenario="file only the tree listing reads"
 echo "scratch" >go_service/notes.txt
 run_affected --base HEAD
-expect_empty
-grep -q "no target uses it" "$tmp/err" || fail "$scenario: should say so on stderr"
+# The tree listings (all_files) and their one reader, nothing else.
+others="$(grep -vE '^//docs:links_test$|:all_files$' "$out" || true)"
+[[ -z "$others" ]] || fail "$scenario: expected only all_files groups and //docs:links_test, got: $others"
+grep -qx '//docs:links_test' "$out" || fail "$scenario: //docs:links_test is missing"
+run_affected --base HEAD --tests
+[[ "$(cat "$out")" == "//docs:links_test" ]] || fail "$scenario: expected only the docs test, got: $(tr '\n' ' ' <"$out")"
 ok
 reset
 

@@ -9,7 +9,7 @@
 # output base fetches the external repositories, and the first build compiles Go's stdlib.
 #   usage: tools/dev/ci/remote_cache_demo.sh [TARGET_PATTERN...]   (default //go_service/...)
 set -euo pipefail
-cd "$(dirname "${BASH_SOURCE[0]}")/../.."
+cd "$(dirname "${BASH_SOURCE[0]}")/../../.."
 bazel="${BAZEL:-tools/bazel}"
 targets=("${@:-//go_service/...}")
 die() {

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Measures the timings the README quotes for the test command:
+# Measures the timings docs/timings.md quotes for the test command:
 #   cold: no chroot and no Bazel cache (a new, empty tools/bazel cache directory), then
 #   warm: the same command again with nothing changed (the Bazel server is kept between runs).
 # The machine's Go module cache is left as it is: it belongs to the machine, not to this repo.
@@ -7,7 +7,7 @@
 # The scratch chroot's cache directory is a new temporary one; the Bazel output lives under it.
 #   usage: tools/dev/timing/bazel_test_timings.sh [bazel target pattern, default //...]
 set -euo pipefail
-cd "$(dirname "${BASH_SOURCE[0]}")/../.."
+cd "$(dirname "${BASH_SOURCE[0]}")/../../.."
 pattern="${1:-//...}"
 scratch="$(mktemp -d)"
 export CACHE_PLATFORM_CACHE_DIR="$scratch"

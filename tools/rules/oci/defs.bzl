@@ -13,7 +13,7 @@ docker-archive, push) is done by //tools/rules/oci/cmd/ocitool with go-container
 _OCITOOL = Label("//tools/rules/oci/cmd/ocitool")
 
 # The OCI architecture of each CPU an image can be built for: the Debian lock's arch (amd64).
-# Another needs packages of its own arch in tools/rules/debian (README, "Platforms").
+# Another needs packages of its own arch in tools/rules/debian (docs/bazel.md, "Platforms").
 _OCI_ARCH = {"x86_64": "amd64"}
 
 def _image_platform(ctx):
@@ -23,7 +23,7 @@ def _image_platform(ctx):
     for cpu, arch in _OCI_ARCH.items():
         if ctx.target_platform_has_constraint(getattr(ctx.attr, "_" + cpu)[platform_common.ConstraintValueInfo]):
             return "linux", arch
-    fail("%s: no image for this target platform's CPU: the Debian packages are locked for %s only (README, \"Platforms\")" % (
+    fail("%s: no image for this target platform's CPU: the Debian packages are locked for %s only (docs/bazel.md, \"Platforms\")" % (
         ctx.label,
         ", ".join(["linux/" + a for a in _OCI_ARCH.values()]),
     ))

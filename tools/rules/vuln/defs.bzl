@@ -1,4 +1,4 @@
-"""Rules for the offline Go vulnerability scan (README, "Supply chain")."""
+"""Rules for the offline Go vulnerability scan (docs/images.md, "Supply chain")."""
 
 load("@rules_shell//shell:sh_test.bzl", "sh_test")
 

@@ -7,7 +7,8 @@
 // rules_go also strips its binaries (-s -w in fastbuild), which leaves govulncheck no symbol
 // table to name the functions inside; their names are still in the Go line table (.gopclntab,
 // which the runtime needs), and vulnblob reads them from there. What stripping does lose is the
-// inline tree, so a function inlined at every call site is not seen (see the README).
+// inline tree, so a function inlined at every call site is not seen (docs/images.md,
+// "Supply chain").
 //
 //	usage: vulnblob -govulncheck PATH -build-list FILE -out BLOB BINARY
 package main
