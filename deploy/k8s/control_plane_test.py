@@ -437,6 +437,57 @@ def cp() -> Iterator[ControlPlane]:
         control_plane.down()
 
 
+# First (pytest runs a module's tests in file order): the rolling update below sets the Go
+# Deployment's image with `kubectl set image`, which a later server-side apply would conflict with.
+def test_a_non_compliant_pod_is_refused(cp: ControlPlane) -> None:
+    cp.apply_rendered()
+    pod = Path(cp.tmp.name) / "root-pod.json"
+    redis_digest = Path(cp.pins["redis"]).read_text().strip()
+    pod.write_text(
+        json.dumps(
+            {
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "metadata": {"name": "runs-as-root", "namespace": NAMESPACE},
+                "spec": {
+                    "containers": [
+                        {
+                            "name": "c",
+                            "image": f"{REGISTRY}/cache-platform/redis@{redis_digest}",
+                            "securityContext": {
+                                "runAsUser": 0,
+                                "allowPrivilegeEscalation": True,
+                            },
+                        }
+                    ]
+                },
+            }
+        )
+    )
+    proc = subprocess.run(
+        [
+            cp.kubectl_bin,
+            "--kubeconfig",
+            str(cp.admin),
+            "apply",
+            "--server-side",
+            "-f",
+            str(pod),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=STEP_TIMEOUT_S,
+        check=False,
+    )
+    assert proc.returncode != 0
+    assert 'violates PodSecurity "restricted:latest"' in proc.stderr
+    assert "runAsNonRoot" in proc.stderr
+    assert (
+        cp.get("-n", NAMESPACE, "pods", "--field-selector", "metadata.name=runs-as-root")["items"]
+        == []
+    )
+
+
 def test_prod_overlay_rolls_out_and_updates_under_restricted(cp: ControlPlane) -> None:
     start = time.monotonic()
     cp.apply_rendered()
@@ -511,52 +562,3 @@ def test_prod_overlay_rolls_out_and_updates_under_restricted(cp: ControlPlane) -
     )["items"]
     assert sorted(rs["spec"]["replicas"] for rs in replica_sets) == [0, 3]
     TIMINGS["rolling update to a new digest"] = time.monotonic() - start
-
-
-def test_a_non_compliant_pod_is_refused(cp: ControlPlane) -> None:
-    cp.apply_rendered()
-    pod = Path(cp.tmp.name) / "root-pod.json"
-    redis_digest = Path(cp.pins["redis"]).read_text().strip()
-    pod.write_text(
-        json.dumps(
-            {
-                "apiVersion": "v1",
-                "kind": "Pod",
-                "metadata": {"name": "runs-as-root", "namespace": NAMESPACE},
-                "spec": {
-                    "containers": [
-                        {
-                            "name": "c",
-                            "image": f"{REGISTRY}/cache-platform/redis@{redis_digest}",
-                            "securityContext": {
-                                "runAsUser": 0,
-                                "allowPrivilegeEscalation": True,
-                            },
-                        }
-                    ]
-                },
-            }
-        )
-    )
-    proc = subprocess.run(
-        [
-            cp.kubectl_bin,
-            "--kubeconfig",
-            str(cp.admin),
-            "apply",
-            "--server-side",
-            "-f",
-            str(pod),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=STEP_TIMEOUT_S,
-        check=False,
-    )
-    assert proc.returncode != 0
-    assert 'violates PodSecurity "restricted:latest"' in proc.stderr
-    assert "runAsNonRoot" in proc.stderr
-    assert (
-        cp.get("-n", NAMESPACE, "pods", "--field-selector", "metadata.name=runs-as-root")["items"]
-        == []
-    )
