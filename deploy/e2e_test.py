@@ -12,24 +12,16 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from ipaddress import ip_address, ip_network
 
-from api.metrics_vocabulary import load, openapi_routes, problems
-from deploy.stack_harness import (
-    RUNFILES,
-    WORKSPACE,
-    Stack,
-    StackTestCase,
-    free_port,
-    get,
-    loadgen,
-    main,
-    wait_for,
-)
+import pytest
 
-LOADGEN = sys.argv[1]
-LOADERS = sys.argv[2:]
+from api.metrics_vocabulary import load, openapi_routes, problems
+from deploy.stack_harness import RUNFILES, WORKSPACE, Stack, loadgen, running
+from tools.testing.python.support import free_port, http_request, wait_until
+
 NET = 48
 # The webhook receiver this test runs on the stack's network, at a fixed host number below the
 # subnet's ip_range (compose.yaml), so Alertmanager's URL is known before the stack is up.
@@ -45,6 +37,7 @@ STACK = Stack(
     net=NET,
     alert_webhook_url=f"http://10.213.{NET}.{WEBHOOK_HOST}:9000/",
 )
+WEBHOOK = f"http://{STACK.address(WEBHOOK_HOST)}:9000/"
 NGINX = STACK.nginx
 PROMETHEUS = STACK.prometheus
 # Upper bounds on an alert's delivery, from the configs: ServiceDown's `for` (30 s) + a scrape and
@@ -69,235 +62,251 @@ http.server.ThreadingHTTPServer(("0.0.0.0", 9000), Receiver).serve_forever()
 """
 
 
-class StackTest(StackTestCase):
-    stack = STACK
-    loaders = LOADERS
-
-    @classmethod
-    def setUpClass(cls) -> None:
-        super().setUpClass()
-        # Removed before the stack goes down (cleanups run last-in first-out): its network must
-        # be empty to be removed.
-        name = f"{STACK.project}-webhook"
-        cls.addClassCleanup(subprocess.run, ["docker", "rm", "--force", name], capture_output=True)
-        subprocess.run(
-            # The py-service image: a Python on the stack's network, non-root, read-only.
-            [
-                "docker",
-                "run",
-                "--detach",
-                "--name",
-                name,
-                "--network",
-                f"{STACK.project}_default",
-                "--ip",
-                STACK.address(WEBHOOK_HOST),
-                "--read-only",
-                "--user",
-                "65532:65532",
-                "--cap-drop",
-                "ALL",
-                "--entrypoint",
-                "/usr/bin/python3.13",
-                "cache-platform/py-service:dev",
-                "-c",
-                RECEIVER,
-            ],
-            check=True,
-            capture_output=True,
-        )
-        cls.webhook = f"http://{STACK.address(WEBHOOK_HOST)}:9000/"
-        wait_for("the webhook receiver", lambda: get(cls.webhook).status == 200, timeout=30)
-
-    def test_1_go_time_is_cached_in_process_for_ttl(self) -> None:
-        first = get(f"{NGINX}/go/time")
-        self.assertEqual(first.status, 200)
-        again = get(f"{NGINX}/go/time")
-        self.assertEqual(again.headers.get("X-Cache"), "HIT")
-        self.assertEqual(again.body, first.body)
-        # Wait exactly until the entry is older than the 10 s TTL, not longer.
-        time.sleep(max(0.0, 10 - int(again.headers["Age"])) + 1)
-        self.assertNotEqual(get(f"{NGINX}/go/time").body, first.body)
-
-    def test_2_python_time_is_cached_by_nginx_for_ttl(self) -> None:
-        first = get(f"{NGINX}/python/time")
-        self.assertEqual(first.status, 200)
-        self.assertIn(first.headers.get("X-Cache-Status"), ("MISS", "EXPIRED"))
-        # Nginx keeps it for as long as the app says (CACHE_TTL, 60 s in the stack).
-        self.assertEqual(first.headers.get("Cache-Control"), "public, max-age=60")
-        hit = get(f"{NGINX}/python/time")
-        self.assertEqual(hit.headers.get("X-Cache-Status"), "HIT")
-        self.assertEqual(hit.body, first.body)
-
-    def test_3_prometheus_targets_up_and_counters_moved(self) -> None:
-        wait_for(
-            "every Prometheus target up",
-            lambda: all(t["health"] == "up" for t in self.targets()) and len(self.targets()) >= 4,
-            timeout=60,
-        )
-        for query in (
-            'sum(http_requests_total{job="go-service"})',
-            'sum(http_requests_total{job="py-service"})',
-            'sum(cache_requests_total{job="go-service"})',
-        ):
-            wait_for(f"{query} > 0", lambda q=query: self.value(q) > 0, timeout=30)
-
-    def test_4_every_dashboard_query_returns_data(self) -> None:
-        # Rates need two scrapes of traffic: send some, then give Prometheus a few intervals.
-        for _ in range(50):
-            for path in ("/go/time", "/go/static-text", "/python/time", "/python/static-text"):
-                get(NGINX + path)
-        checker = RUNFILES / "deploy/grafana/check_dashboards.py"
-        dashboards = WORKSPACE / "deploy/grafana/dashboards"
-
-        def all_queries_answer() -> bool:
-            result = subprocess.run(
-                [sys.executable, str(checker), "--prometheus", PROMETHEUS, str(dashboards)],
-                capture_output=True,
-                text=True,
-            )
-            self.last_check = result.stdout + result.stderr
-            return result.returncode == 0
-
+@pytest.fixture(scope="module", autouse=True)
+def stack() -> Iterator[Stack]:
+    """The stack, and the webhook receiver on its network (removed before the stack goes down:
+    its network must be empty to be removed)."""
+    name = f"{STACK.project}-webhook"
+    with running(STACK):
         try:
-            wait_for("every dashboard query to return data", all_queries_answer, timeout=90)
-        except AssertionError:
-            self.fail(self.last_check)
-
-    def test_5_reserved_addresses_lie_outside_the_dynamic_pool(self) -> None:
-        # The Python app's fixed address is below ip_range, the pool Docker hands out to
-        # every other container (the Go replicas included): none can take the reserved one,
-        # after a daemon restart or not.
-        network = json.loads(
             subprocess.run(
-                ["docker", "network", "inspect", f"{STACK.project}_default"],
+                # The py-service image: a Python on the stack's network, non-root, read-only.
+                [
+                    "docker",
+                    "run",
+                    "--detach",
+                    "--name",
+                    name,
+                    "--network",
+                    f"{STACK.project}_default",
+                    "--ip",
+                    STACK.address(WEBHOOK_HOST),
+                    "--read-only",
+                    "--user",
+                    "65532:65532",
+                    "--cap-drop",
+                    "ALL",
+                    "--entrypoint",
+                    "/usr/bin/python3.13",
+                    "cache-platform/py-service:dev",
+                    "-c",
+                    RECEIVER,
+                ],
                 check=True,
                 capture_output=True,
-                text=True,
-            ).stdout
-        )[0]
-        (config,) = network["IPAM"]["Config"]
-        subnet, pool = ip_network(config["Subnet"]), ip_network(config.get("IPRange", "0.0.0.0/0"))
-        self.assertTrue(pool.subnet_of(subnet), config)
-        for service in ("go-service", "py-service", "nginx", "prometheus", "alertmanager"):
-            with self.subTest(service=service):
-                (settings,) = STACK.container(service)["NetworkSettings"]["Networks"].values()
-                address = ip_address(settings["IPAddress"])
-                self.assertIn(address, subnet)
-                reserved = service == "py-service"
-                self.assertEqual(address in pool, not reserved, f"{address} and {pool}")
-
-    def test_6_nginx_counts_every_request_exactly(self) -> None:
-        # A burst straight to Nginx's container address (the stack's own path, no userland
-        # proxy), over every kind of route: Nginx's answer (ceiling, 404), the Go service, the
-        # Python service's cache HITs and its uncached routes. Two generators at once, so that the
-        # uncached routes, which gunicorn answers at a fraction of the others' rate, do not set
-        # the pace of the rest. Prometheus' counters must grow by exactly what was answered, per
-        # service and cache status: nothing is lost, nothing counted twice.
-        nginx = STACK.nginx_direct()
-        fast = ["/bench/ceiling", "/go/time", "/python/time", "/python/static-text", "/nope"]
-        slow = ["/python/", "/go/static-text"]
-        before = self.nginx_counts_after(time.time())
-        with ThreadPoolExecutor(2) as pool:
-            runs = [
-                pool.submit(
-                    loadgen,
-                    LOADGEN,
-                    *(nginx + p for p in paths),
-                    connections=n,
-                    seconds=15,
-                    max_requests=limit,
-                    tally_header="X-Cache-Status",
-                )
-                for paths, n, limit in ((fast, 50, 150_000), (slow, 8, 10_000))
-            ]
-            reports = [run.result() for run in runs]
-        after = self.nginx_counts_after(time.time())
-
-        sent: Counter[tuple[str, str]] = Counter()
-        for report in reports:
-            self.assertEqual(report["errors"], {}, report)
-            for answer in report["answers"]:
-                path = answer["target"].removeprefix(nginx)
-                service = {"/go/": "go", "/python/": "python"}.get(
-                    path[: path.find("/", 1) + 1], "nginx"
-                )
-                sent[(service, answer["header"] or "-")] += answer["count"]
-        counted = Counter({key: after[key] - before.get(key, 0) for key in after})
-        print(f"burst: {[round(r['rps']) for r in reports]} req/s; answered {dict(sent)}")
-        self.assertEqual(+counted, +sent)
-
-    def test_7_every_exposer_speaks_the_metrics_vocabulary(self) -> None:
-        # api/metrics.json against the running images, each scraped where Prometheus scrapes it.
-        spec = load(RUNFILES / "api/metrics.json")
-        routes = openapi_routes(RUNFILES / "api/openapi.json")
-        nginx_metrics = STACK.nginx_direct().replace(":8080", ":9145") + "/metrics"
-        for exposer, url in (
-            ("go", STACK.go_direct + "/metrics"),
-            ("python", STACK.py_direct + "/metrics"),
-            ("nginx", nginx_metrics),
-        ):
-            with self.subTest(exposer=exposer):
-                response = get(url)
-                self.assertEqual(response.status, 200)
-                self.assertEqual(problems(spec, response.body, exposer, routes), [])
-
-    def test_9_a_service_down_pages_the_webhook_and_so_does_its_recovery(self) -> None:
-        # Last: it stops the Go service for a minute or two.
-        STACK.compose("stop", "go-service")
-        stopped = time.monotonic()
-        try:
-            wait_for(
-                "ServiceDown (firing) at the webhook",
-                lambda: self.paged("firing"),
-                timeout=FIRING_WITHIN,
             )
-            print(f"ServiceDown delivered {time.monotonic() - stopped:.0f} s after the stop")
+            wait_until(
+                lambda: http_request(WEBHOOK).status == 200,
+                timeout_s=30,
+                interval_s=0.5,
+                what="the webhook receiver",
+            )
+            yield STACK
         finally:
-            STACK.compose("start", "go-service")
-        started = time.monotonic()
-        wait_for(
-            "ServiceDown (resolved) at the webhook",
-            lambda: self.paged("resolved"),
-            timeout=RESOLVED_WITHIN,
+            subprocess.run(["docker", "rm", "--force", name], capture_output=True)
+
+
+def test_1_go_time_is_cached_in_process_for_ttl() -> None:
+    first = http_request(f"{NGINX}/go/time")
+    assert first.status == 200
+    again = http_request(f"{NGINX}/go/time")
+    assert again.headers.get("X-Cache") == "HIT"
+    assert again.text == first.text
+    # Wait exactly until the entry is older than the 10 s TTL, not longer.
+    time.sleep(max(0.0, 10 - int(again.headers["Age"])) + 1)
+    assert http_request(f"{NGINX}/go/time").text != first.text
+
+
+def test_2_python_time_is_cached_by_nginx_for_ttl() -> None:
+    first = http_request(f"{NGINX}/python/time")
+    assert first.status == 200
+    assert first.headers.get("X-Cache-Status") in ("MISS", "EXPIRED")
+    # Nginx keeps it for as long as the app says (CACHE_TTL, 60 s in the stack).
+    assert first.headers.get("Cache-Control") == "public, max-age=60"
+    hit = http_request(f"{NGINX}/python/time")
+    assert hit.headers.get("X-Cache-Status") == "HIT"
+    assert hit.text == first.text
+
+
+def test_3_prometheus_targets_up_and_counters_moved() -> None:
+    wait_until(
+        lambda: all(t["health"] == "up" for t in targets()) and len(targets()) >= 4,
+        timeout_s=60,
+        interval_s=0.5,
+        what="every Prometheus target up",
+    )
+    for query in (
+        'sum(http_requests_total{job="go-service"})',
+        'sum(http_requests_total{job="py-service"})',
+        'sum(cache_requests_total{job="go-service"})',
+    ):
+        wait_until(lambda q=query: value(q) > 0, timeout_s=30, interval_s=0.5, what=f"{query} > 0")
+
+
+def test_4_every_dashboard_query_returns_data() -> None:
+    # Rates need two scrapes of traffic: send some, then give Prometheus a few intervals.
+    for _ in range(50):
+        for path in ("/go/time", "/go/static-text", "/python/time", "/python/static-text"):
+            http_request(NGINX + path)
+    checker = RUNFILES / "deploy/grafana/check_dashboards.py"
+    dashboards = WORKSPACE / "deploy/grafana/dashboards"
+
+    def all_queries_answer() -> bool:
+        result = subprocess.run(
+            [sys.executable, str(checker), "--prometheus", PROMETHEUS, str(dashboards)],
+            capture_output=True,
+            text=True,
         )
-        print(f"its resolution delivered {time.monotonic() - started:.0f} s after the start")
+        last_check[:] = [result.stdout + result.stderr]
+        return result.returncode == 0
 
-    def paged(self, status: str) -> bool:
-        """Whether the webhook got a ServiceDown notification for the Go service with status."""
-        notifications = json.loads(get(self.webhook).body)
-        return any(
-            alert["status"] == status
-            and alert["labels"].get("alertname") == "ServiceDown"
-            and alert["labels"].get("job") == "go-service"
-            for notification in notifications
-            for alert in notification["alerts"]
+    last_check: list[str] = []
+    try:
+        wait_until(
+            all_queries_answer,
+            timeout_s=90,
+            interval_s=0.5,
+            what="every dashboard query to return data",
         )
+    except TimeoutError:
+        pytest.fail(last_check[0])
 
-    def nginx_counts_after(self, moment: float) -> dict[tuple[str, str], float]:
-        """Prometheus' nginx_http_requests_total by (service, cache_status), from a scrape taken
-        after `moment` (Unix seconds): the raw counters, not increase(), which extrapolates."""
-        query = "sum by (service, cache_status) (nginx_http_requests_total)"
-        newest = "max(timestamp(nginx_http_requests_total))"
-        wait_for(
-            "a scrape of Nginx after the moment",
-            lambda: self.value(newest) > moment + 0.5,
-            timeout=30,
+
+def test_5_reserved_addresses_lie_outside_the_dynamic_pool() -> None:
+    # The Python app's fixed address is below ip_range, the pool Docker hands out to
+    # every other container (the Go replicas included): none can take the reserved one,
+    # after a daemon restart or not.
+    network = json.loads(
+        subprocess.run(
+            ["docker", "network", "inspect", f"{STACK.project}_default"],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+    )[0]
+    (config,) = network["IPAM"]["Config"]
+    subnet, pool = ip_network(config["Subnet"]), ip_network(config.get("IPRange", "0.0.0.0/0"))
+    assert pool.subnet_of(subnet), config
+    for service in ("go-service", "py-service", "nginx", "prometheus", "alertmanager"):
+        (settings,) = STACK.container(service)["NetworkSettings"]["Networks"].values()
+        address = ip_address(settings["IPAddress"])
+        assert address in subnet, service
+        reserved = service == "py-service"
+        assert (address in pool) == (not reserved), f"{service}: {address} and {pool}"
+
+
+def test_6_nginx_counts_every_request_exactly() -> None:
+    # A burst straight to Nginx's container address (the stack's own path, no userland
+    # proxy), over every kind of route: Nginx's answer (ceiling, 404), the Go service, the
+    # Python service's cache HITs and its uncached routes. Two generators at once, so that the
+    # uncached routes, which gunicorn answers at a fraction of the others' rate, do not set
+    # the pace of the rest. Prometheus' counters must grow by exactly what was answered, per
+    # service and cache status: nothing is lost, nothing counted twice.
+    nginx = STACK.nginx_direct()
+    fast = ["/bench/ceiling", "/go/time", "/python/time", "/python/static-text", "/nope"]
+    slow = ["/python/", "/go/static-text"]
+    before = nginx_counts_after(time.time())
+    with ThreadPoolExecutor(2) as pool:
+        runs = [
+            pool.submit(
+                loadgen,
+                *(nginx + p for p in paths),
+                connections=n,
+                seconds=15,
+                max_requests=limit,
+                tally_header="X-Cache-Status",
+            )
+            for paths, n, limit in ((fast, 50, 150_000), (slow, 8, 10_000))
+        ]
+        reports = [run.result() for run in runs]
+    after = nginx_counts_after(time.time())
+
+    sent: Counter[tuple[str, str]] = Counter()
+    for report in reports:
+        assert report["errors"] == {}, report
+        for answer in report["answers"]:
+            path = answer["target"].removeprefix(nginx)
+            service = {"/go/": "go", "/python/": "python"}.get(
+                path[: path.find("/", 1) + 1], "nginx"
+            )
+            sent[(service, answer["header"] or "-")] += answer["count"]
+    counted = Counter({key: after[key] - before.get(key, 0) for key in after})
+    print(f"burst: {[round(r['rps']) for r in reports]} req/s; answered {dict(sent)}")
+    assert +counted == +sent
+
+
+def test_7_every_exposer_speaks_the_metrics_vocabulary() -> None:
+    # api/metrics.json against the running images, each scraped where Prometheus scrapes it.
+    spec = load(RUNFILES / "api/metrics.json")
+    routes = openapi_routes(RUNFILES / "api/openapi.json")
+    nginx_metrics = STACK.nginx_direct().replace(":8080", ":9145") + "/metrics"
+    for exposer, url in (
+        ("go", STACK.go_direct + "/metrics"),
+        ("python", STACK.py_direct + "/metrics"),
+        ("nginx", nginx_metrics),
+    ):
+        response = http_request(url)
+        assert response.status == 200, exposer
+        assert problems(spec, response.text, exposer, routes) == [], exposer
+
+
+def test_9_a_service_down_pages_the_webhook_and_so_does_its_recovery() -> None:
+    # Last: it stops the Go service for a minute or two.
+    STACK.compose("stop", "go-service")
+    stopped = time.monotonic()
+    try:
+        wait_until(
+            lambda: paged("firing"),
+            timeout_s=FIRING_WITHIN,
+            interval_s=0.5,
+            what="ServiceDown (firing) at the webhook",
         )
-        return {
-            (r["metric"]["service"], r["metric"]["cache_status"]): float(r["value"][1])
-            for r in STACK.prometheus_query(query)
-        }
-
-    @staticmethod
-    def targets() -> list[dict]:
-        return json.loads(get(f"{PROMETHEUS}/api/v1/targets").body)["data"]["activeTargets"]
-
-    @staticmethod
-    def value(expr: str) -> float:
-        result = STACK.prometheus_query(expr)
-        return float(result[0]["value"][1]) if result else 0.0
+        print(f"ServiceDown delivered {time.monotonic() - stopped:.0f} s after the stop")
+    finally:
+        STACK.compose("start", "go-service")
+    started = time.monotonic()
+    wait_until(
+        lambda: paged("resolved"),
+        timeout_s=RESOLVED_WITHIN,
+        interval_s=0.5,
+        what="ServiceDown (resolved) at the webhook",
+    )
+    print(f"its resolution delivered {time.monotonic() - started:.0f} s after the start")
 
 
-if __name__ == "__main__":
-    main()
+def paged(status: str) -> bool:
+    """Whether the webhook got a ServiceDown notification for the Go service with status."""
+    notifications = json.loads(http_request(WEBHOOK).text)
+    return any(
+        alert["status"] == status
+        and alert["labels"].get("alertname") == "ServiceDown"
+        and alert["labels"].get("job") == "go-service"
+        for notification in notifications
+        for alert in notification["alerts"]
+    )
+
+
+def nginx_counts_after(moment: float) -> dict[tuple[str, str], float]:
+    """Prometheus' nginx_http_requests_total by (service, cache_status), from a scrape taken
+    after `moment` (Unix seconds): the raw counters, not increase(), which extrapolates."""
+    query = "sum by (service, cache_status) (nginx_http_requests_total)"
+    newest = "max(timestamp(nginx_http_requests_total))"
+    wait_until(
+        lambda: value(newest) > moment + 0.5,
+        timeout_s=30,
+        interval_s=0.5,
+        what="a scrape of Nginx after the moment",
+    )
+    return {
+        (r["metric"]["service"], r["metric"]["cache_status"]): float(r["value"][1])
+        for r in STACK.prometheus_query(query)
+    }
+
+
+def targets() -> list[dict]:
+    return json.loads(http_request(f"{PROMETHEUS}/api/v1/targets").text)["data"]["activeTargets"]
+
+
+def value(expr: str) -> float:
+    result = STACK.prometheus_query(expr)
+    return float(result[0]["value"][1]) if result else 0.0

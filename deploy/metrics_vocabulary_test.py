@@ -3,12 +3,7 @@ alike. Runs the real binaries on loopback: go_service, and py_service under guni
 workers' metrics summed, as in the image)."""
 
 import os
-import socket
 import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,6 +12,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
 from api.metrics_vocabulary import load, openapi_routes, problems
+from tools.testing.python.support import free_port, http_request, wait_until
 
 SPEC = load(Path("api/metrics.json"))
 ROUTES = openapi_routes(Path("api/openapi.json"))
@@ -30,18 +26,9 @@ TRAFFIC = [
 ]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def fetch(url: str, method: str = "GET") -> tuple[int, str]:
-    try:
-        with urllib.request.urlopen(urllib.request.Request(url, method=method), timeout=5) as r:
-            return r.status, r.read().decode()
-    except urllib.error.HTTPError as e:
-        return e.code, e.read().decode()
+    response = http_request(url, method=method)
+    return response.status, response.text
 
 
 @pytest.fixture(scope="module")
@@ -63,16 +50,13 @@ def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str
     ]
     urls = {"go": f"http://127.0.0.1:{go_port}", "python": f"http://127.0.0.1:{py_port}"}
     try:
-        deadline = time.monotonic() + 30
         for url in urls.values():
-            while True:
-                try:
-                    if fetch(url + "/healthz")[0] == 200:
-                        break
-                except OSError:
-                    if time.monotonic() > deadline:
-                        raise
-                time.sleep(0.1)
+            wait_until(
+                lambda url=url: fetch(url + "/healthz")[0] == 200,
+                timeout_s=30,
+                interval_s=0.1,
+                what=f"{url}/healthz",
+            )
         yield urls
     finally:
         for process in processes:
@@ -144,7 +128,3 @@ def test_both_services_label_the_same_traffic_alike(services: dict[str, str]) ->
 def test_the_checker_finds_what_breaks_the_vocabulary(exposition: str, finding: str) -> None:
     found = problems(SPEC, exposition, "go", ROUTES)
     assert any(finding in f for f in found), found
-
-
-if __name__ == "__main__":
-    sys.exit(pytest.main([__file__, "-p", "no:cacheprovider", "-v"]))

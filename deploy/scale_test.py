@@ -12,20 +12,14 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from typing import Any
 
-from deploy.stack_harness import (
-    Stack,
-    StackTestCase,
-    free_port,
-    get,
-    main,
-    metric_samples,
-    wait_for,
-)
+import pytest
 
-LOADGEN = sys.argv[1]
-LOADERS = sys.argv[2:]
+from deploy.stack_harness import LOADGEN, Stack, metric_samples, running
+from tools.testing.python.support import free_port, http_request, wait_until
+
 TTL = 3  # s: GO_CACHE_TTL, short so that a test sees several TTLs
 REPLICAS = 3
 STACK = Stack(
@@ -88,7 +82,7 @@ def scale(replicas: int) -> None:
 
 def replica_times() -> set[str]:
     """The /time bodies the replicas answer, each asked directly."""
-    return {get(f"{url}/time").body for url in STACK.go_replicas_direct()}
+    return {http_request(f"{url}/time").text for url in STACK.go_replicas_direct()}
 
 
 def shared_time() -> str:
@@ -116,127 +110,136 @@ def resp(*args: str) -> bytes:
     return b"".join(parts)
 
 
-class ScaleTest(StackTestCase):
-    stack = STACK
-    loaders = LOADERS
+@pytest.fixture(scope="module")
+def stack() -> Iterator[Stack]:
+    with running(STACK):
+        yield STACK
 
-    def setUp(self) -> None:
-        # Each test starts from three healthy replicas and a running Redis.
-        STACK.compose("start", "redis")
-        scale(REPLICAS)
-        self.assertEqual(len(STACK.go_replicas_direct()), REPLICAS)
 
-    def test_1_every_replica_answers_the_same_time_and_age(self) -> None:
-        first = shared_time()
-        time.sleep(1)
-        self.assertEqual(shared_time(), first)
-        ages = {get(f"{url}/time").headers.get("Age") for url in STACK.go_replicas_direct()}
-        self.assertLessEqual(len(ages), 2, ages)  # one value, whole seconds: a tick may pass
+@pytest.fixture(autouse=True)
+def three_replicas(stack: Stack) -> None:
+    """Each test starts from three healthy replicas and a running Redis."""
+    STACK.compose("start", "redis")
+    scale(REPLICAS)
+    assert len(STACK.go_replicas_direct()) == REPLICAS
 
-    def test_2_the_fleet_fills_each_key_once_per_ttl_under_load(self) -> None:
-        fills, errors = 'cache_fills_total{key="time"}', "redis_errors_total"
-        served = 'http_requests_total{code="200",handler="/time",method="GET"}'
-        before = {url: metric_samples(f"{url}/metrics") for url in STACK.go_replicas_direct()}
-        started = time.monotonic()
-        report = stop_load_after(start_load(GO_TIME, 48), seconds=4 * TTL)
-        elapsed = time.monotonic() - started
-        after = {url: metric_samples(f"{url}/metrics") for url in STACK.go_replicas_direct()}
-        self.assertEqual(set(report["status"]), {"200"}, report)
-        delta = {
-            url: {s: after[url].get(s, 0) - before[url].get(s, 0) for s in (fills, errors, served)}
-            for url in after
-        }
-        print("per replica:", json.dumps(delta), file=sys.stderr)
-        self.assertEqual(sum(d[errors] for d in delta.values()), 0, delta)
-        # Every replica took its share of the load (Nginx balances across them)...
-        for url, d in delta.items():
-            self.assertGreater(d[served], report["status"]["200"] / (4 * REPLICAS), (url, delta))
-        # ...and the fleet filled /time once per TTL window the load spanned, not once per replica.
-        windows = math.ceil(elapsed / TTL) + 1
-        self.assertLessEqual(sum(d[fills] for d in delta.values()), windows, delta)
 
-    def test_3_a_replica_killed_under_load_fails_no_request(self) -> None:
-        load = start_load(GO_TIME, 48)
+def test_1_every_replica_answers_the_same_time_and_age() -> None:
+    first = shared_time()
+    time.sleep(1)
+    assert shared_time() == first
+    ages = {http_request(f"{url}/time").headers.get("Age") for url in STACK.go_replicas_direct()}
+    assert len(ages) <= 2, ages  # one value, whole seconds: a tick may pass
+
+
+def test_2_the_fleet_fills_each_key_once_per_ttl_under_load() -> None:
+    fills, errors = 'cache_fills_total{key="time"}', "redis_errors_total"
+    served = 'http_requests_total{code="200",handler="/time",method="GET"}'
+    before = {url: metric_samples(f"{url}/metrics") for url in STACK.go_replicas_direct()}
+    started = time.monotonic()
+    report = stop_load_after(start_load(GO_TIME, 48), seconds=4 * TTL)
+    elapsed = time.monotonic() - started
+    after = {url: metric_samples(f"{url}/metrics") for url in STACK.go_replicas_direct()}
+    assert set(report["status"]) == {"200"}, report
+    delta = {
+        url: {s: after[url].get(s, 0) - before[url].get(s, 0) for s in (fills, errors, served)}
+        for url in after
+    }
+    print("per replica:", json.dumps(delta), file=sys.stderr)
+    assert sum(d[errors] for d in delta.values()) == 0, delta
+    # Every replica took its share of the load (Nginx balances across them)...
+    for url, d in delta.items():
+        assert d[served] > report["status"]["200"] / (4 * REPLICAS), (url, delta)
+    # ...and the fleet filled /time once per TTL window the load spanned, not once per replica.
+    windows = math.ceil(elapsed / TTL) + 1
+    assert sum(d[fills] for d in delta.values()) <= windows, delta
+
+
+def test_3_a_replica_killed_under_load_fails_no_request() -> None:
+    load = start_load(GO_TIME, 48)
+    time.sleep(2)
+    victim = STACK.containers("go-service")[0]["Id"]
+    subprocess.run(["docker", "kill", victim], check=True, capture_output=True)
+    time.sleep(4)
+    report = stop_load(load)
+    assert set(report["status"]) == {"200"}, report
+    assert report["failed"] + report["not_connected"] == 0, report
+    assert report["status"]["200"] > 100, report
+
+
+def test_4_scaling_3_to_5_to_2_under_load_fails_no_request() -> None:
+    load = start_load(GO_TIME, 48)
+    try:
         time.sleep(2)
-        victim = STACK.containers("go-service")[0]["Id"]
-        subprocess.run(["docker", "kill", victim], check=True, capture_output=True)
-        time.sleep(4)
-        report = stop_load(load)
-        self.assertEqual(set(report["status"]), {"200"}, report)
-        self.assertEqual(report["failed"] + report["not_connected"], 0, report)
-        self.assertGreater(report["status"]["200"], 100, report)
-
-    def test_4_scaling_3_to_5_to_2_under_load_fails_no_request(self) -> None:
-        load = start_load(GO_TIME, 48)
-        try:
-            time.sleep(2)
-            scale(5)
-            replicas = STACK.go_replicas_direct()
-            self.assertEqual(len(replicas), 5)
-            served = 'http_requests_total{code="200",handler="/time",method="GET"}'
-            # Nginx finds the new replicas by itself (no reload): each serves within seconds.
-            wait_for(
-                "all 5 replicas to serve /time through Nginx",
-                lambda: all(
-                    metric_samples(f"{url}/metrics").get(served, 0) > 0 for url in replicas
-                ),
-                timeout=15,
-            )
-            scale(2)
-            self.assertEqual(len(STACK.go_replicas_direct()), 2)
-            time.sleep(3)
-        finally:
-            report = stop_load(load)
-        self.assertEqual(set(report["status"]), {"200"}, report)
-        self.assertEqual(report["failed"] + report["not_connected"], 0, report)
-
-    def test_5_redis_stopped_under_load_gives_only_200s_then_sharing_resumes(self) -> None:
-        errors_before = fleet_sum("redis_errors_total")
-        load = start_load(GO_TIME, 24)
-        try:
-            time.sleep(2)
-            STACK.compose("stop", "redis")
-            time.sleep(2 * TTL)  # every replica's in-process copy expires and meets Redis down
-            STACK.compose("start", "redis")
-            time.sleep(2)
-        finally:
-            report = stop_load(load)
-        self.assertEqual(set(report["status"]), {"200"}, report)
-        self.assertEqual(report["failed"] + report["not_connected"], 0, report)
-        self.assertGreater(fleet_sum("redis_errors_total"), errors_before)
-        wait_for("the replicas to share again", lambda: len(replica_times()) == 1, timeout=30)
-
-    def test_6_redis_past_its_maxmemory_evicts_and_the_fleet_keeps_sharing(self) -> None:
-        (settings,) = STACK.container("redis")["NetworkSettings"]["Networks"].values()
-        address = settings["IPAddress"]
-        value = "x" * 4096
-        # 80 MB of values into a 64 MB maxmemory, pipelined, 1,000 at a time.
-        for batch in range(20):
-            with socket.create_connection((address, 6379), timeout=30) as s:
-                s.sendall(b"".join(resp("SET", f"junk:{batch}:{i}", value) for i in range(1000)))
-                replies = b""
-                while replies.count(b"\r\n") < 1000:
-                    chunk = s.recv(65536)
-                    self.assertTrue(chunk, "Redis closed the connection")
-                    replies += chunk
-                self.assertNotIn(b"-OOM", replies)
-        info = (
-            redis_command(address, "INFO", "memory").decode()
-            + redis_command(address, "INFO", "stats").decode()
+        scale(5)
+        replicas = STACK.go_replicas_direct()
+        assert len(replicas) == 5
+        served = 'http_requests_total{code="200",handler="/time",method="GET"}'
+        # Nginx finds the new replicas by itself (no reload): each serves within seconds.
+        wait_until(
+            lambda: all(metric_samples(f"{url}/metrics").get(served, 0) > 0 for url in replicas),
+            timeout_s=15,
+            interval_s=0.5,
+            what="all 5 replicas to serve /time through Nginx",
         )
-        fields = dict(line.split(":", 1) for line in info.split("\r\n") if ":" in line)
-        print({k: fields[k] for k in ("used_memory", "maxmemory", "evicted_keys")}, file=sys.stderr)
-        self.assertGreater(int(fields["evicted_keys"]), 0)
-        self.assertLessEqual(int(fields["used_memory"]), int(fields["maxmemory"]) * 11 // 10)
-        self.assertEqual(get(GO_TIME).status, 200)
-        time.sleep(TTL)
-        self.assertTrue(shared_time())
+        scale(2)
+        assert len(STACK.go_replicas_direct()) == 2
+        time.sleep(3)
+    finally:
+        report = stop_load(load)
+    assert set(report["status"]) == {"200"}, report
+    assert report["failed"] + report["not_connected"] == 0, report
+
+
+def test_5_redis_stopped_under_load_gives_only_200s_then_sharing_resumes() -> None:
+    errors_before = fleet_sum("redis_errors_total")
+    load = start_load(GO_TIME, 24)
+    try:
+        time.sleep(2)
+        STACK.compose("stop", "redis")
+        time.sleep(2 * TTL)  # every replica's in-process copy expires and meets Redis down
+        STACK.compose("start", "redis")
+        time.sleep(2)
+    finally:
+        report = stop_load(load)
+    assert set(report["status"]) == {"200"}, report
+    assert report["failed"] + report["not_connected"] == 0, report
+    assert fleet_sum("redis_errors_total") > errors_before
+    wait_until(
+        lambda: len(replica_times()) == 1,
+        timeout_s=30,
+        interval_s=0.5,
+        what="the replicas to share again",
+    )
+
+
+def test_6_redis_past_its_maxmemory_evicts_and_the_fleet_keeps_sharing() -> None:
+    (settings,) = STACK.container("redis")["NetworkSettings"]["Networks"].values()
+    address = settings["IPAddress"]
+    value = "x" * 4096
+    # 80 MB of values into a 64 MB maxmemory, pipelined, 1,000 at a time.
+    for batch in range(20):
+        with socket.create_connection((address, 6379), timeout=30) as s:
+            s.sendall(b"".join(resp("SET", f"junk:{batch}:{i}", value) for i in range(1000)))
+            replies = b""
+            while replies.count(b"\r\n") < 1000:
+                chunk = s.recv(65536)
+                assert chunk, "Redis closed the connection"
+                replies += chunk
+            assert b"-OOM" not in replies
+    info = (
+        redis_command(address, "INFO", "memory").decode()
+        + redis_command(address, "INFO", "stats").decode()
+    )
+    fields = dict(line.split(":", 1) for line in info.split("\r\n") if ":" in line)
+    print({k: fields[k] for k in ("used_memory", "maxmemory", "evicted_keys")}, file=sys.stderr)
+    assert int(fields["evicted_keys"]) > 0
+    assert int(fields["used_memory"]) <= int(fields["maxmemory"]) * 11 // 10
+    assert http_request(GO_TIME).status == 200
+    time.sleep(TTL)
+    assert shared_time()
 
 
 def stop_load_after(load: subprocess.Popen, seconds: float) -> dict[str, Any]:
     time.sleep(seconds)
     return stop_load(load)
-
-
-if __name__ == "__main__":
-    main()

@@ -1,7 +1,7 @@
 """The stack's images, for every target that brings the stack up (deploy/, tools/dev/bench), and the
 stack tests' common shape."""
 
-load("@rules_python//python:defs.bzl", "py_test")
+load("//tools/rules/python:pytest.bzl", "pytest_test")
 
 # Every image the stack runs, as oci_load targets (bazel run one to load it alone).
 STACK_LOADERS = [
@@ -20,25 +20,32 @@ STACK_DATA = [
 ] + STACK_LOADERS
 
 def stack_test(name, srcs, data = [], deps = [], **kwargs):
-    """A test against a stack of its own in a real Docker engine (deploy/stack_harness.py).
+    """A pytest test against a stack of its own in a real Docker engine (deploy/stack_harness.py).
 
-    Its arguments are the load generator's path, then the image loaders' (STACK_LOADERS).
-    Unsandboxed: an engine it may start must outlive it. Its stack is a Compose project of its own,
-    on ports of its own, so it runs beside the other stack tests.
+    The harness finds the load generator in LOADGEN and the image loaders (STACK_LOADERS) in
+    STACK_LOADERS. Unsandboxed: an engine it may start must outlive it. Its stack is a Compose
+    project of its own, on ports of its own, so it runs beside the other stack tests. Verbose and
+    uncaptured: the test log shows each test and the timings the tests print as they run.
 
     Args:
       name: the test's name.
-      srcs: its sources; the first is the main.
+      srcs: its test files.
       data: run-time files besides the stack's.
       deps: libraries besides the stack harness.
-      **kwargs: passed on to py_test.
+      **kwargs: passed on to pytest_test.
     """
-    py_test(
+    pytest_test(
         name = name,
         size = "large",
         srcs = srcs,
-        main = srcs[0],
-        args = ["$(rootpath //tools/testing/cmd/loadgen)"] + ["$(rootpath %s)" % loader for loader in STACK_LOADERS],
+        args = [
+            "--capture=no",
+            "--verbose",
+        ],
+        env = {
+            "LOADGEN": "$(rootpath //tools/testing/cmd/loadgen)",
+            "STACK_LOADERS": " ".join(["$(rootpath %s)" % loader for loader in STACK_LOADERS]),
+        },
         data = STACK_DATA + [
             "//deploy:stack.sh",
             "//tools/testing/cmd/loadgen",
@@ -49,6 +56,9 @@ def stack_test(name, srcs, data = [], deps = [], **kwargs):
             "no-sandbox",
             "requires-docker",
         ],
-        deps = ["//deploy:stack_harness"] + deps,
+        deps = [
+            "//deploy:stack_harness",
+            "//tools/testing/python:support",
+        ] + deps,
         **kwargs
     )

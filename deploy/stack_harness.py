@@ -1,50 +1,31 @@
 """What the stack tests share: a stack of their own (a Compose project with its own ports and
-subnet, so tests run side by side and never touch the user's stack), its life cycle, HTTP without
-exceptions for 4xx/5xx, bounded waits, Prometheus queries and container facts from the engine."""
+subnet, so tests run side by side and never touch the user's stack), its life cycle, the load
+generator, Prometheus queries and container facts from the engine. Bounded waits, free ports and
+HTTP requests come from tools/testing/python/support.py.
+
+Inputs, from stack_test (deploy/stack.bzl), in the environment: LOADGEN (the load generator) and
+STACK_LOADERS (the images' oci_load programs, space-separated).
+"""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
-import socket
 import subprocess
-import sys
-import time
-import unittest
-import urllib.error
 import urllib.parse
-import urllib.request
-from collections.abc import Callable, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
+from tools.testing.python.support import http_request
+
 RUNFILES = Path.cwd()
 WORKSPACE = Path(os.path.realpath("deploy/compose.yaml")).parent.parent
-
-
-@dataclass(frozen=True)
-class Response:
-    status: int
-    headers: dict[str, str]
-    body: str
-
-
-def get(url: str, timeout: float = 5) -> Response:
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as r:
-            return Response(r.status, dict(r.headers), r.read().decode())
-    except urllib.error.HTTPError as e:
-        return Response(e.code, dict(e.headers), e.read().decode())
-
-
-def free_port() -> int:
-    """A loopback TCP port nothing listens on now, for a stack to publish: tests never depend on
-    a fixed host port that something else may hold."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+LOADGEN = os.environ["LOADGEN"]
+LOADERS = os.environ["STACK_LOADERS"].split()
 
 
 def loopback(port: int) -> str:
@@ -181,45 +162,29 @@ class Stack:
 
     def prometheus_query(self, expr: str) -> list[dict]:
         url = f"{self.prometheus}/api/v1/query?" + urllib.parse.urlencode({"query": expr})
-        payload = json.loads(get(url).body)
+        payload = json.loads(http_request(url).body)
         assert payload["status"] == "success", payload
         return payload["data"]["result"]
 
 
-class StackTestCase(unittest.TestCase):
-    """Tests against a stack of their own: up before the first test, down (volumes too) after the
-    last, and down as well when `up` itself fails half-way."""
-
-    stack: ClassVar[Stack]
-    loaders: ClassVar[Sequence[str]] = ()
-
-    @classmethod
-    def setUpClass(cls) -> None:
-        cls.addClassCleanup(cls.stack.script, "down", "--volumes")
-        cls.stack.script("up", *cls.loaders)
+@contextlib.contextmanager
+def running(stack: Stack, loaders: Sequence[str] = LOADERS) -> Iterator[Stack]:
+    """The stack up for the block (deploy/stack.sh up with the images' loaders), then down with
+    its volumes: also when the block fails, and when `up` itself fails half-way."""
+    try:
+        stack.script("up", *loaders)
+        yield stack
+    finally:
+        stack.script("down", "--volumes")
 
 
-def wait_for(what: str, check: Callable[[], bool], timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if check():
-                return
-        except (OSError, urllib.error.URLError):
-            pass
-        time.sleep(0.5)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-
-
-def loadgen(
-    binary: str, *urls: str, connections: int, seconds: float, **flags: str | int
-) -> dict[str, Any]:
+def loadgen(*urls: str, connections: int, seconds: float, **flags: str | int) -> dict[str, Any]:
     """Runs //tools/testing/cmd/loadgen (bounded by `seconds`) and returns its JSON report.
     flags: more loadgen flags, e.g. max_requests=1000 for -max-requests=1000."""
     extra = [f"-{name.replace('_', '-')}={value}" for name, value in flags.items()]
     fixed = [f"-connections={connections}", f"-duration={seconds}s", "-timeout=10s"]
     result = subprocess.run(
-        [binary, *fixed, *extra, *urls],
+        [LOADGEN, *fixed, *extra, *urls],
         check=True,
         capture_output=True,
         text=True,
@@ -230,20 +195,11 @@ def loadgen(
 
 def metric_samples(url: str) -> dict[str, float]:
     """A Prometheus text exposition as {series: value}: one entry per series."""
-    response = get(url)
-    assert response.status == 200, f"{url}: {response.status} {response.body[:200]}"
+    response = http_request(url)
+    assert response.status == 200, f"{url}: {response.status} {response.text[:200]}"
     samples = {}
-    for line in response.body.splitlines():
+    for line in response.text.splitlines():
         if line and not line.startswith("#"):
             series, _, value = line.rpartition(" ")
             samples[series] = float(value)
     return samples
-
-
-def main() -> None:
-    """unittest's main for the stack tests, verbose. Bazel's --test_filter (TESTBRIDGE_TEST_ONLY)
-    becomes unittest's -k patterns, comma-separated: `--test_filter=sigterm,slow_clients`."""
-    argv = [sys.argv[0], "-v"]
-    for pattern in filter(None, os.environ.get("TESTBRIDGE_TEST_ONLY", "").split(",")):
-        argv += ["-k", pattern]
-    unittest.main(module="__main__", argv=argv)

@@ -15,8 +15,9 @@ the pod and service CIDRs are API data only, nothing sends traffic to them). The
 once per machine by go_tools.sh from deploy/k8s/controlplane/go.mod (k8s.io/kubernetes at one
 version); etcd is trixie's etcd-server, pinned in tools/rules/debian/packages.lock.json.
 
-Arguments: GO_TOOLS_SH CP_GO_MOD CP_GO_SUM TOOLS_GO_MOD TOOLS_GO_SUM RENDER_SH PROD_OVERLAY
-TOOL_FROM_TARS_SH NAME=DIGEST_FILE... -- ETCD_TAR...
+Inputs, from the BUILD file, in the environment: GO_TOOLS_SH, CP_GO_MOD, CP_GO_SUM, TOOLS_GO_MOD,
+TOOLS_GO_SUM, RENDER_SH, PROD_OVERLAY, TOOL_FROM_TARS_SH, PINS (NAME=DIGEST_FILE pairs) and
+ETCD_TARS, lists space-separated.
 """
 
 from __future__ import annotations
@@ -25,28 +26,23 @@ import hashlib
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-import unittest
-import urllib.request
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-ARGS: list[str] = []
+import pytest
+
+from tools.testing.python.support import free_port, http_request, wait_until
+
 NAMESPACE = "cache-platform"
 REGISTRY = "127.0.0.1:5000/cp-test"  # only a name here: kwok pulls nothing
 NODES = ("kwok-node-0", "kwok-node-1", "kwok-node-2")
 STEP_TIMEOUT_S = 120
 TIMINGS: dict[str, float] = {}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def run(*cmd: str, timeout: float = STEP_TIMEOUT_S, **kwargs: Any) -> str:
@@ -59,18 +55,16 @@ def run(*cmd: str, timeout: float = STEP_TIMEOUT_S, **kwargs: Any) -> str:
     return proc.stdout
 
 
-def wait_for(what: str, check: Any, timeout: float = STEP_TIMEOUT_S) -> None:
-    """Polls check() until it is truthy; an AssertionError naming `what` after timeout seconds."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        try:
-            if check():
-                return
-        except (OSError, AssertionError, subprocess.TimeoutExpired) as err:
-            last = err
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what} (last error: {last})")
+def wait_for(what: str, check: Callable[[], Any], timeout: float = STEP_TIMEOUT_S) -> None:
+    """wait_until with this test's step bound, every 0.2 s; a failing kubectl (run's
+    AssertionError, or its timeout) is "not yet" too, and named in the TimeoutError."""
+    wait_until(
+        check,
+        timeout,
+        interval_s=0.2,
+        what=what,
+        retry_on=(OSError, AssertionError, subprocess.TimeoutExpired),
+    )
 
 
 class Certificates:
@@ -165,7 +159,9 @@ class Certificates:
         return path
 
 
-class ControlPlaneTest(unittest.TestCase):
+class ControlPlane:
+    """The control plane's processes, run from a temp dir; kubectl as its admin."""
+
     tmp: tempfile.TemporaryDirectory[str]
     procs: list[tuple[str, subprocess.Popen[bytes]]]
     kubectl_bin: str
@@ -173,24 +169,26 @@ class ControlPlaneTest(unittest.TestCase):
     rendered: Path
     pins: dict[str, str]
 
-    @classmethod
-    def setUpClass(cls) -> None:
-        cls.procs = []
-        cls.tmp = tempfile.TemporaryDirectory()
+    def up(self) -> None:
+        self.procs = []
+        self.tmp = tempfile.TemporaryDirectory()
         try:
-            cls._bring_up(Path(cls.tmp.name))
+            self._bring_up(Path(self.tmp.name))
         except BaseException:
-            cls.tearDownClass()
+            self.down()
             raise
 
-    @classmethod
-    def _bring_up(cls, tmp: Path) -> None:
-        sep = ARGS.index("--")
-        go_tools, cp_mod, cp_sum, tools_mod, tools_sum, render_sh, overlay, tool_from_tars = ARGS[
-            :8
-        ]
-        pins, etcd_tars = ARGS[8:sep], ARGS[sep + 1 :]
-        cls.pins = dict(p.split("=", 1) for p in pins)
+    def _bring_up(self, tmp: Path) -> None:
+        env = os.environ
+        go_tools, cp_mod, cp_sum = env["GO_TOOLS_SH"], env["CP_GO_MOD"], env["CP_GO_SUM"]
+        tools_mod, tools_sum = env["TOOLS_GO_MOD"], env["TOOLS_GO_SUM"]
+        render_sh, overlay, tool_from_tars = (
+            env["RENDER_SH"],
+            env["PROD_OVERLAY"],
+            env["TOOL_FROM_TARS_SH"],
+        )
+        pins, etcd_tars = env["PINS"].split(), env["ETCD_TARS"].split()
+        self.pins = dict(p.split("=", 1) for p in pins)
         if not shutil.which("openssl"):
             raise RuntimeError(
                 "openssl is needed for the test's certificates: apt-get install openssl"
@@ -199,8 +197,8 @@ class ControlPlaneTest(unittest.TestCase):
         start = time.monotonic()
         bins = Path(run(go_tools, cp_mod, cp_sum, timeout=3600).strip())
         TIMINGS["binaries (go_tools.sh; cold: a build)"] = time.monotonic() - start
-        cls.kubectl_bin = str(bins / "bin" / "kubectl")
-        cls.rendered = tmp / "prod.yaml"
+        self.kubectl_bin = str(bins / "bin" / "kubectl")
+        self.rendered = tmp / "prod.yaml"
         run(
             render_sh,
             go_tools,
@@ -209,7 +207,7 @@ class ControlPlaneTest(unittest.TestCase):
             overlay,
             *pins,
             "--out",
-            str(cls.rendered),
+            str(self.rendered),
             env={**os.environ, "OCI_REGISTRY": REGISTRY},
             timeout=1800,
         )
@@ -224,7 +222,7 @@ class ControlPlaneTest(unittest.TestCase):
             "/CN=kube-apiserver",
             "IP:127.0.0.1,IP:10.0.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc",
         )
-        cls.admin = certs.kubeconfig("admin", "/O=system:masters/CN=admin", server)
+        self.admin = certs.kubeconfig("admin", "/O=system:masters/CN=admin", server)
         cm_config = certs.kubeconfig(
             "controller-manager", "/CN=system:kube-controller-manager", server
         )
@@ -232,7 +230,7 @@ class ControlPlaneTest(unittest.TestCase):
         TIMINGS["certificates"] = time.monotonic() - up
 
         etcd_url = f"http://127.0.0.1:{etcd_port}"
-        cls._start(
+        self._start(
             "etcd",
             etcd,
             "--data-dir",
@@ -254,11 +252,11 @@ class ControlPlaneTest(unittest.TestCase):
         )
         wait_for(
             "etcd /health",
-            lambda: b'"true"' in urllib.request.urlopen(f"{etcd_url}/health", timeout=2).read(),
+            lambda: b'"true"' in http_request(f"{etcd_url}/health", timeout_s=2).body,
         )
         TIMINGS["etcd healthy"] = time.monotonic() - up
 
-        cls._start(
+        self._start(
             "kube-apiserver",
             str(bins / "bin/kube-apiserver"),
             "--etcd-servers",
@@ -294,12 +292,12 @@ class ControlPlaneTest(unittest.TestCase):
         )
         wait_for(
             "kube-apiserver /readyz",
-            lambda: cls.kubectl("get", "--raw", "/readyz").strip() == "ok",
+            lambda: self.kubectl("get", "--raw", "/readyz").strip() == "ok",
             timeout=60,
         )
         TIMINGS["kube-apiserver ready"] = time.monotonic() - up
 
-        cls._start(
+        self._start(
             "kube-controller-manager",
             str(bins / "bin/kube-controller-manager"),
             "--kubeconfig",
@@ -319,7 +317,7 @@ class ControlPlaneTest(unittest.TestCase):
             "--service-cluster-ip-range",
             "10.0.0.0/24",
         )
-        cls._start(
+        self._start(
             "kube-scheduler",
             str(bins / "bin/kube-scheduler"),
             "--kubeconfig",
@@ -330,11 +328,11 @@ class ControlPlaneTest(unittest.TestCase):
             "--secure-port",
             str(free_port()),
         )
-        cls._start(
+        self._start(
             "kwok",
             str(bins / "bin/kwok"),
             "--kubeconfig",
-            str(cls.admin),
+            str(self.admin),
             "--config",
             str(bins / "kwok-stages.yaml"),
             "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
@@ -368,7 +366,7 @@ class ControlPlaneTest(unittest.TestCase):
                 }
             )
         )
-        cls.kubectl("apply", "-f", str(nodes))
+        self.kubectl("apply", "-f", str(nodes))
         wait_for(
             "kwok nodes Ready",
             lambda: all(
@@ -376,30 +374,28 @@ class ControlPlaneTest(unittest.TestCase):
                     c["type"] == "Ready" and c["status"] == "True"
                     for c in n["status"].get("conditions", [])
                 )
-                for n in cls.get("nodes")["items"]
+                for n in self.get("nodes")["items"]
             ),
         )
         # The namespace's default ServiceAccount: the controllers work.
         wait_for(
             "the controllers",
-            lambda: cls.kubectl("-n", "default", "get", "serviceaccount", "default"),
+            lambda: self.kubectl("-n", "default", "get", "serviceaccount", "default"),
         )
         TIMINGS["control plane up, nodes Ready (bring-up)"] = time.monotonic() - up
 
-    @classmethod
-    def _start(cls, name: str, *cmd: str) -> None:
-        log = (Path(cls.tmp.name) / f"{name}.log").open("wb")
-        cls.procs.append((name, subprocess.Popen(cmd, stdout=log, stderr=log)))
+    def _start(self, name: str, *cmd: str) -> None:
+        log = (Path(self.tmp.name) / f"{name}.log").open("wb")
+        self.procs.append((name, subprocess.Popen(cmd, stdout=log, stderr=log)))
         log.close()
 
-    @classmethod
-    def tearDownClass(cls) -> None:
+    def down(self) -> None:
         failed = []
-        for name, proc in reversed(cls.procs):
+        for name, proc in reversed(self.procs):
             if proc.poll() is not None:
                 failed.append(name)
             proc.terminate()
-        for _name, proc in cls.procs:
+        for _name, proc in self.procs:
             try:
                 proc.wait(timeout=15)
             except subprocess.TimeoutExpired:
@@ -407,22 +403,17 @@ class ControlPlaneTest(unittest.TestCase):
                 proc.wait()
         # A component that died is the likeliest cause of any failure: show its log's end.
         for name in failed:
-            log = (Path(cls.tmp.name) / f"{name}.log").read_text(errors="replace")
+            log = (Path(self.tmp.name) / f"{name}.log").read_text(errors="replace")
             print(f"--- {name} exited early; its log ends:\n{log[-3000:]}", file=sys.stderr)
         for what, seconds in TIMINGS.items():
             print(f"timing: {what}: {seconds:.1f} s", file=sys.stderr)
-        cls.tmp.cleanup()
+        self.tmp.cleanup()
 
-    @classmethod
-    def kubectl(cls, *args: str, timeout: float = STEP_TIMEOUT_S) -> str:
-        return run(cls.kubectl_bin, "--kubeconfig", str(cls.admin), *args, timeout=timeout)
+    def kubectl(self, *args: str, timeout: float = STEP_TIMEOUT_S) -> str:
+        return run(self.kubectl_bin, "--kubeconfig", str(self.admin), *args, timeout=timeout)
 
-    @classmethod
-    def get(cls, *args: str) -> dict[str, Any]:
-        return json.loads(cls.kubectl("get", "-o", "json", *args))
-
-    def test_prod_overlay_rolls_out_and_updates_under_restricted(self) -> None:
-        start = time.monotonic()
+    def apply_rendered(self) -> None:
+        """Server-side applies the rendered prod overlay (idempotent)."""
         self.kubectl(
             "apply",
             "--server-side",
@@ -431,146 +422,143 @@ class ControlPlaneTest(unittest.TestCase):
             "-f",
             str(self.rendered),
         )
-        labels = self.get("namespace", NAMESPACE)["metadata"]["labels"]
-        self.assertEqual(labels["pod-security.kubernetes.io/enforce"], "restricted")
 
-        deployments = {
-            d["metadata"]["name"]: d for d in self.get("-n", NAMESPACE, "deployments")["items"]
-        }
-        self.assertEqual(set(deployments), set(self.pins))
-        for name in deployments:
-            self.kubectl(
-                "-n",
-                NAMESPACE,
-                "rollout",
-                "status",
-                f"deployment/{name}",
-                "--timeout=120s",
-                timeout=130,
-            )
-        pods = self.get("-n", NAMESPACE, "pods")["items"]
-        for name, d in deployments.items():
-            mine = [
-                p for p in pods if p["metadata"]["labels"].get("app.kubernetes.io/name") == name
-            ]
-            self.assertEqual(len(mine), d["spec"]["replicas"], name)
-            digest = Path(self.pins[name]).read_text().strip()
-            for pod in mine:
-                self.assertEqual(pod["status"]["phase"], "Running", pod["metadata"]["name"])
-                self.assertIn(pod["spec"]["nodeName"], NODES)
-                self.assertEqual(
-                    pod["spec"]["containers"][0]["image"],
-                    f"{REGISTRY}/cache-platform/{name}@{digest}",
-                )
-        TIMINGS["apply + every Deployment rolled out"] = time.monotonic() - start
+    def get(self, *args: str) -> dict[str, Any]:
+        return json.loads(self.kubectl("get", "-o", "json", *args))
 
-        # Accepted, and the disruption controller has counted the pods each budget covers.
-        wait_for(
-            "PodDisruptionBudgets processed",
-            lambda: all(
-                pdb["status"].get("expectedPods")
-                == deployments[pdb["metadata"]["name"]]["spec"]["replicas"]
-                for pdb in self.get("-n", NAMESPACE, "poddisruptionbudgets")["items"]
-            ),
+
+@pytest.fixture(scope="module")
+def cp() -> Iterator[ControlPlane]:
+    control_plane = ControlPlane()
+    control_plane.up()  # takes itself down again when it fails half-way
+    try:
+        yield control_plane
+    finally:
+        control_plane.down()
+
+
+# First (pytest runs a module's tests in file order): the rolling update below sets the Go
+# Deployment's image with `kubectl set image`, which a later server-side apply would conflict with.
+def test_a_non_compliant_pod_is_refused(cp: ControlPlane) -> None:
+    cp.apply_rendered()
+    pod = Path(cp.tmp.name) / "root-pod.json"
+    redis_digest = Path(cp.pins["redis"]).read_text().strip()
+    pod.write_text(
+        json.dumps(
+            {
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "metadata": {"name": "runs-as-root", "namespace": NAMESPACE},
+                "spec": {
+                    "containers": [
+                        {
+                            "name": "c",
+                            "image": f"{REGISTRY}/cache-platform/redis@{redis_digest}",
+                            "securityContext": {
+                                "runAsUser": 0,
+                                "allowPrivilegeEscalation": True,
+                            },
+                        }
+                    ]
+                },
+            }
         )
-        hpa = self.get("-n", NAMESPACE, "horizontalpodautoscaler", "go-service")
-        self.assertEqual(hpa["spec"]["scaleTargetRef"]["name"], "go-service")
-        policies = {
-            p["metadata"]["name"] for p in self.get("-n", NAMESPACE, "networkpolicies")["items"]
-        }
-        self.assertEqual(policies, {"default-deny-ingress", "nginx", "apps", "redis"})
+    )
+    proc = subprocess.run(
+        [
+            cp.kubectl_bin,
+            "--kubeconfig",
+            str(cp.admin),
+            "apply",
+            "--server-side",
+            "-f",
+            str(pod),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=STEP_TIMEOUT_S,
+        check=False,
+    )
+    assert proc.returncode != 0
+    assert 'violates PodSecurity "restricted:latest"' in proc.stderr
+    assert "runAsNonRoot" in proc.stderr
+    assert (
+        cp.get("-n", NAMESPACE, "pods", "--field-selector", "metadata.name=runs-as-root")["items"]
+        == []
+    )
 
-        # A new build: the same repository at another digest, rolled out replica by replica.
-        start = time.monotonic()
-        new_digest = "sha256:" + hashlib.sha256(b"the next build of go-service").hexdigest()
-        new_image = f"{REGISTRY}/cache-platform/go-service@{new_digest}"
-        self.kubectl(
-            "-n", NAMESPACE, "set", "image", "deployment/go-service", f"go-service={new_image}"
-        )
-        self.kubectl(
+
+def test_prod_overlay_rolls_out_and_updates_under_restricted(cp: ControlPlane) -> None:
+    start = time.monotonic()
+    cp.apply_rendered()
+    labels = cp.get("namespace", NAMESPACE)["metadata"]["labels"]
+    assert labels["pod-security.kubernetes.io/enforce"] == "restricted"
+
+    deployments = {
+        d["metadata"]["name"]: d for d in cp.get("-n", NAMESPACE, "deployments")["items"]
+    }
+    assert set(deployments) == set(cp.pins)
+    for name in deployments:
+        cp.kubectl(
             "-n",
             NAMESPACE,
             "rollout",
             "status",
-            "deployment/go-service",
+            f"deployment/{name}",
             "--timeout=120s",
             timeout=130,
         )
-        go_pods = [
-            p
-            for p in self.get("-n", NAMESPACE, "pods", "-l", "app.kubernetes.io/name=go-service")[
-                "items"
-            ]
-            if not p["metadata"].get("deletionTimestamp")
-        ]
-        self.assertEqual({p["spec"]["containers"][0]["image"] for p in go_pods}, {new_image})
-        self.assertEqual(len(go_pods), deployments["go-service"]["spec"]["replicas"])
-        replica_sets = self.get(
-            "-n", NAMESPACE, "replicasets", "-l", "app.kubernetes.io/name=go-service"
-        )["items"]
-        self.assertEqual(sorted(rs["spec"]["replicas"] for rs in replica_sets), [0, 3])
-        TIMINGS["rolling update to a new digest"] = time.monotonic() - start
-
-    def test_a_non_compliant_pod_is_refused(self) -> None:
-        self.kubectl(
-            "apply",
-            "--server-side",
-            "--field-manager",
-            "control-plane-test",
-            "-f",
-            str(self.rendered),
-        )
-        pod = Path(self.tmp.name) / "root-pod.json"
-        redis_digest = Path(self.pins["redis"]).read_text().strip()
-        pod.write_text(
-            json.dumps(
-                {
-                    "apiVersion": "v1",
-                    "kind": "Pod",
-                    "metadata": {"name": "runs-as-root", "namespace": NAMESPACE},
-                    "spec": {
-                        "containers": [
-                            {
-                                "name": "c",
-                                "image": f"{REGISTRY}/cache-platform/redis@{redis_digest}",
-                                "securityContext": {
-                                    "runAsUser": 0,
-                                    "allowPrivilegeEscalation": True,
-                                },
-                            }
-                        ]
-                    },
-                }
+    pods = cp.get("-n", NAMESPACE, "pods")["items"]
+    for name, d in deployments.items():
+        mine = [p for p in pods if p["metadata"]["labels"].get("app.kubernetes.io/name") == name]
+        assert len(mine) == d["spec"]["replicas"], name
+        digest = Path(cp.pins[name]).read_text().strip()
+        for pod in mine:
+            assert pod["status"]["phase"] == "Running", pod["metadata"]["name"]
+            assert pod["spec"]["nodeName"] in NODES
+            assert (
+                pod["spec"]["containers"][0]["image"]
+                == f"{REGISTRY}/cache-platform/{name}@{digest}"
             )
-        )
-        proc = subprocess.run(
-            [
-                self.kubectl_bin,
-                "--kubeconfig",
-                str(self.admin),
-                "apply",
-                "--server-side",
-                "-f",
-                str(pod),
-            ],
-            capture_output=True,
-            text=True,
-            timeout=STEP_TIMEOUT_S,
-            check=False,
-        )
-        self.assertNotEqual(proc.returncode, 0)
-        self.assertIn('violates PodSecurity "restricted:latest"', proc.stderr)
-        self.assertIn("runAsNonRoot", proc.stderr)
-        self.assertEqual(
-            self.get("-n", NAMESPACE, "pods", "--field-selector", "metadata.name=runs-as-root")[
-                "items"
-            ],
-            [],
-        )
+    TIMINGS["apply + every Deployment rolled out"] = time.monotonic() - start
 
+    # Accepted, and the disruption controller has counted the pods each budget covers.
+    wait_for(
+        "PodDisruptionBudgets processed",
+        lambda: all(
+            pdb["status"].get("expectedPods")
+            == deployments[pdb["metadata"]["name"]]["spec"]["replicas"]
+            for pdb in cp.get("-n", NAMESPACE, "poddisruptionbudgets")["items"]
+        ),
+    )
+    hpa = cp.get("-n", NAMESPACE, "horizontalpodautoscaler", "go-service")
+    assert hpa["spec"]["scaleTargetRef"]["name"] == "go-service"
+    policies = {p["metadata"]["name"] for p in cp.get("-n", NAMESPACE, "networkpolicies")["items"]}
+    assert policies == {"default-deny-ingress", "nginx", "apps", "redis"}
 
-if __name__ == "__main__":
-    ARGS = sys.argv[1:]
-    if "--" not in ARGS or len(ARGS) < 10:
-        sys.exit(__doc__)
-    unittest.main(argv=sys.argv[:1])
+    # A new build: the same repository at another digest, rolled out replica by replica.
+    start = time.monotonic()
+    new_digest = "sha256:" + hashlib.sha256(b"the next build of go-service").hexdigest()
+    new_image = f"{REGISTRY}/cache-platform/go-service@{new_digest}"
+    cp.kubectl("-n", NAMESPACE, "set", "image", "deployment/go-service", f"go-service={new_image}")
+    cp.kubectl(
+        "-n",
+        NAMESPACE,
+        "rollout",
+        "status",
+        "deployment/go-service",
+        "--timeout=120s",
+        timeout=130,
+    )
+    go_pods = [
+        p
+        for p in cp.get("-n", NAMESPACE, "pods", "-l", "app.kubernetes.io/name=go-service")["items"]
+        if not p["metadata"].get("deletionTimestamp")
+    ]
+    assert {p["spec"]["containers"][0]["image"] for p in go_pods} == {new_image}
+    assert len(go_pods) == deployments["go-service"]["spec"]["replicas"]
+    replica_sets = cp.get(
+        "-n", NAMESPACE, "replicasets", "-l", "app.kubernetes.io/name=go-service"
+    )["items"]
+    assert sorted(rs["spec"]["replicas"] for rs in replica_sets) == [0, 3]
+    TIMINGS["rolling update to a new digest"] = time.monotonic() - start

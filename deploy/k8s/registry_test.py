@@ -4,11 +4,11 @@ pinned render names), and the manifest and every blob pulled by digest are the b
 
 The registry is Debian's docker-registry (the CNCF distribution registry, pinned in
 tools/rules/debian/packages.lock.json), started on a free loopback port with its storage in the
-test's
-temp dir. The pull is plain HTTP (the registry API), not the pusher's library, so the two check
-each other.
+test's temp dir. The pull is plain HTTP (the registry API), not the pusher's library, so the two
+check each other.
 
-Arguments: TOOL_FROM_TARS_SH NAME=PUSH_SCRIPT=DIGEST_FILE=IMAGE_DIR... -- REGISTRY_TAR...
+Inputs, from the BUILD file, in the environment: TOOL_FROM_TARS_SH, IMAGES
+(NAME=PUSH_SCRIPT=DIGEST_FILE=IMAGE_DIR each) and REGISTRY_TARS, lists space-separated.
 """
 
 from __future__ import annotations
@@ -16,17 +16,16 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import socket
 import subprocess
-import sys
-import tempfile
-import time
-import unittest
-import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-ARGS: list[str] = []
+import pytest
+
+from tools.testing.python.support import free_port, http_request, wait_until
+
 MANIFEST_TYPES = ", ".join(
     [
         "application/vnd.oci.image.manifest.v1+json",
@@ -36,16 +35,11 @@ MANIFEST_TYPES = ", ".join(
 START_TIMEOUT_S = 20
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def get(url: str, accept: str = "*/*") -> bytes:
-    req = urllib.request.Request(url, headers={"Accept": accept})
-    with urllib.request.urlopen(req, timeout=30) as resp:
-        return resp.read()
+    """The body of a 200 answer to GET url."""
+    response = http_request(url, headers={"Accept": accept}, timeout_s=30)
+    assert response.status == 200, f"GET {url}: {response.status} {response.text[:300]}"
+    return response.body
 
 
 def sha256(data: bytes) -> str:
@@ -66,121 +60,116 @@ class Image:
         return (self.dir / "blobs" / algorithm / hex_digest).read_bytes()
 
 
-class RegistryTest(unittest.TestCase):
-    tmp: tempfile.TemporaryDirectory[str]
-    registry: subprocess.Popen[bytes]
+IMAGES = [Image(spec) for spec in os.environ["IMAGES"].split()]
+
+
+@dataclass(frozen=True)
+class Registry:
+    """A running docker-registry at `host`, and a Docker config directory with no credentials
+    (not the machine's)."""
+
     host: str
-    images: list[Image]
+    docker_config: Path
 
-    @classmethod
-    def setUpClass(cls) -> None:
-        cls.tmp = tempfile.TemporaryDirectory()
-        tmp = Path(cls.tmp.name)
-        sep = ARGS.index("--")
-        tool_from_tars, specs, tars = ARGS[0], ARGS[1:sep], ARGS[sep + 1 :]
-        cls.images = [Image(s) for s in specs]
-        binary = subprocess.run(
-            [tool_from_tars, str(tmp / "registry"), "usr/bin/docker-registry", *tars],
-            check=True,
-            capture_output=True,
-            text=True,
-        ).stdout.strip()
-        cls.host = f"127.0.0.1:{free_port()}"
-        config = tmp / "config.yml"
-        config.write_text(
-            json.dumps(
-                {
-                    "version": 0.1,
-                    "log": {"level": "warn"},
-                    "storage": {"filesystem": {"rootdirectory": str(tmp / "data")}},
-                    "http": {"addr": cls.host},
-                }
-            )
+
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
+    tmp = tmp_path_factory.mktemp("registry")
+    binary = subprocess.run(
+        [
+            os.environ["TOOL_FROM_TARS_SH"],
+            str(tmp / "registry"),
+            "usr/bin/docker-registry",
+            *os.environ["REGISTRY_TARS"].split(),
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    host = f"127.0.0.1:{free_port()}"
+    config = tmp / "config.yml"
+    config.write_text(
+        json.dumps(
+            {
+                "version": 0.1,
+                "log": {"level": "warn"},
+                "storage": {"filesystem": {"rootdirectory": str(tmp / "data")}},
+                "http": {"addr": host},
+            }
         )
-        cls.log = (tmp / "registry.log").open("wb")
-        cls.registry = subprocess.Popen(
-            [binary, "serve", str(config)], stdout=cls.log, stderr=cls.log
-        )
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while True:
-            try:
-                get(f"http://{cls.host}/v2/")
-                break
-            except OSError:
-                if cls.registry.poll() is not None or time.monotonic() > deadline:
-                    log = (tmp / "registry.log").read_text()
-                    cls.tearDownClass()
-                    raise RuntimeError(
-                        f"docker-registry did not answer on {cls.host}: {log}"
-                    ) from None
-                time.sleep(0.1)
+    )
+    log_path = tmp / "registry.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen([binary, "serve", str(config)], stdout=log, stderr=log)
 
-    @classmethod
-    def tearDownClass(cls) -> None:
-        cls.registry.terminate()
-        cls.registry.wait(timeout=10)
-        cls.log.close()
-        cls.tmp.cleanup()
+    def answers() -> bool:
+        assert process.poll() is None, f"docker-registry exited: {log_path.read_text()}"
+        return http_request(f"http://{host}/v2/").status == 200
 
-    def push(
-        self, image: Image, *args: str, registry: str | None = None
-    ) -> subprocess.CompletedProcess[str]:
-        env = {k: v for k, v in os.environ.items() if k != "OCI_REGISTRY"}
-        env["DOCKER_CONFIG"] = self.tmp.name  # no credentials of the machine's
-        if registry is not None:
-            env["OCI_REGISTRY"] = registry
-        return subprocess.run(
-            [str(image.push), *args],
-            capture_output=True,
-            text=True,
-            timeout=300,
-            env=env,
-            check=False,
-        )
-
-    def test_every_image_pushes_and_pulls_back_by_its_built_digest(self) -> None:
-        self.assertEqual(
-            {i.name for i in self.images},
-            {"go-service", "nginx", "prometheus", "py-service", "redis"},
-        )
-        for image in self.images:
-            with self.subTest(image=image.name):
-                proc = self.push(image, registry=self.host + "/ci")
-                self.assertEqual(proc.returncode, 0, proc.stderr)
-                repo = f"ci/cache-platform/{image.name}"
-                self.assertEqual(proc.stdout.strip(), f"{self.host}/{repo}@{image.digest}")
-
-                manifest = get(
-                    f"http://{self.host}/v2/{repo}/manifests/{image.digest}", MANIFEST_TYPES
-                )
-                self.assertEqual(sha256(manifest), image.digest)
-                self.assertEqual(manifest, image.blob(image.digest))
-                parsed: dict[str, Any] = json.loads(manifest)
-                for desc in [parsed["config"], *parsed["layers"]]:
-                    blob = get(f"http://{self.host}/v2/{repo}/blobs/{desc['digest']}")
-                    self.assertEqual(sha256(blob), desc["digest"])
-                    self.assertEqual(len(blob), desc["size"])
-
-    def test_tags_and_a_whole_repository_from_the_command_line(self) -> None:
-        image = self.images[0]
-        repo = f"{self.host}/elsewhere/{image.name}"
-        proc = self.push(image, "--repository", repo, "--tag", "ci-1")
-        self.assertEqual(proc.returncode, 0, proc.stderr)
-        self.assertEqual(proc.stdout.strip(), f"{repo}@{image.digest}")
-        tagged = get(f"http://{self.host}/v2/elsewhere/{image.name}/manifests/ci-1", MANIFEST_TYPES)
-        self.assertEqual(sha256(tagged), image.digest)
-
-    def test_no_registry_is_an_error_that_says_which_variable(self) -> None:
-        proc = self.push(self.images[0])
-        self.assertEqual(proc.returncode, 2)
-        self.assertIn("OCI_REGISTRY", proc.stderr)
-        self.assertEqual(proc.stdout, "")
+    try:
+        try:
+            wait_until(answers, START_TIMEOUT_S, interval_s=0.1, what=f"docker-registry on {host}")
+        except TimeoutError as error:
+            raise RuntimeError(f"{error}: {log_path.read_text()}") from None
+        yield Registry(host, tmp)
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
 
 
-if __name__ == "__main__":
-    ARGS = sys.argv[1:]
-    if "--" not in ARGS:
-        sys.exit(
-            "usage: registry_test.py TOOL_FROM_TARS_SH NAME=PUSH=DIGEST=IMAGE... -- REGISTRY_TAR..."
-        )
-    unittest.main(argv=sys.argv[:1])
+def push(
+    registry: Registry, image: Image, *args: str, to: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Runs the image's push script; `to` is OCI_REGISTRY (None: unset)."""
+    env = {k: v for k, v in os.environ.items() if k != "OCI_REGISTRY"}
+    env["DOCKER_CONFIG"] = str(registry.docker_config)  # no credentials of the machine's
+    if to is not None:
+        env["OCI_REGISTRY"] = to
+    return subprocess.run(
+        [str(image.push), *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+        check=False,
+    )
+
+
+def test_every_image_the_manifests_run_is_pushed() -> None:
+    assert {i.name for i in IMAGES} == {"go-service", "nginx", "prometheus", "py-service", "redis"}
+
+
+@pytest.mark.parametrize("image", IMAGES, ids=lambda image: image.name)
+def test_every_image_pushes_and_pulls_back_by_its_built_digest(
+    registry: Registry, image: Image
+) -> None:
+    proc = push(registry, image, to=registry.host + "/ci")
+    assert proc.returncode == 0, proc.stderr
+    repo = f"ci/cache-platform/{image.name}"
+    assert proc.stdout.strip() == f"{registry.host}/{repo}@{image.digest}"
+
+    manifest = get(f"http://{registry.host}/v2/{repo}/manifests/{image.digest}", MANIFEST_TYPES)
+    assert sha256(manifest) == image.digest
+    assert manifest == image.blob(image.digest)
+    parsed: dict[str, Any] = json.loads(manifest)
+    for desc in [parsed["config"], *parsed["layers"]]:
+        blob = get(f"http://{registry.host}/v2/{repo}/blobs/{desc['digest']}")
+        assert sha256(blob) == desc["digest"]
+        assert len(blob) == desc["size"]
+
+
+def test_tags_and_a_whole_repository_from_the_command_line(registry: Registry) -> None:
+    image = IMAGES[0]
+    repo = f"{registry.host}/elsewhere/{image.name}"
+    proc = push(registry, image, "--repository", repo, "--tag", "ci-1")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == f"{repo}@{image.digest}"
+    tagged = get(f"http://{registry.host}/v2/elsewhere/{image.name}/manifests/ci-1", MANIFEST_TYPES)
+    assert sha256(tagged) == image.digest
+
+
+def test_no_registry_is_an_error_that_says_which_variable(registry: Registry) -> None:
+    proc = push(registry, IMAGES[0])
+    assert proc.returncode == 2
+    assert "OCI_REGISTRY" in proc.stderr
+    assert proc.stdout == ""

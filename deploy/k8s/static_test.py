@@ -11,7 +11,8 @@ Schemas: kubernetes-validate's (PyPI, deploy/k8s/requirements_lock.txt) referenc
 definitions by an https $id, which kubeconform would fetch; this test writes, for each kind it
 meets, a standalone schema (the kind's schema with the definitions it reaches inlined), offline.
 
-Arguments: GO_TOOLS_SH GO_MOD GO_SUM RENDER_SH DEPLOY_DIR NAME=DIGEST_FILE...
+Inputs, from the BUILD file, in the environment: GO_TOOLS (go_tools.sh, its go.mod and go.sum),
+RENDER_SH, DEPLOY_DIR, and PINS (NAME=DIGEST_FILE pairs), lists space-separated.
 """
 
 from __future__ import annotations
@@ -21,13 +22,12 @@ import json
 import os
 import re
 import subprocess
-import sys
-import tempfile
-import unittest
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import kubernetes_validate
+import pytest
 import yaml
 
 KUBERNETES_VERSION = "1.37.0"
@@ -37,21 +37,22 @@ SCHEMA_TEMPLATE = (
     "{{ .NormalizedKubernetesVersion }}-standalone{{ .StrictSuffix }}/"
     "{{ .ResourceKind }}{{ .KindSuffix }}.json"
 )
-USAGE = "usage: static_test.py GO_TOOLS_SH GO_MOD GO_SUM RENDER_SH DEPLOY_DIR NAME=DIGEST_FILE..."
-ARGS: list[str] = []
+GO_TOOLS = os.environ["GO_TOOLS"].split()
+RENDER_SH = os.environ["RENDER_SH"]
+DEPLOY = Path(os.environ["DEPLOY_DIR"])
+PINS = os.environ["PINS"].split()
 
 
 def tools_dir() -> Path:
     """Where go_tools.sh put kustomize and kubeconform (built once per machine)."""
-    out = subprocess.run(ARGS[:3], check=True, capture_output=True, text=True, timeout=1800)
+    out = subprocess.run(GO_TOOLS, check=True, capture_output=True, text=True, timeout=1800)
     return Path(out.stdout.strip())
 
 
 def render(overlay: str, pins: list[str], env: dict[str, str] | None = None) -> str:
     """render.sh's output for deploy/k8s/overlays/OVERLAY, pinned with NAME=DIGEST_FILE pairs."""
-    deploy = Path(ARGS[4])
     out = subprocess.run(
-        [ARGS[3], *ARGS[:3], str(deploy / "k8s" / "overlays" / overlay), *pins],
+        [RENDER_SH, *GO_TOOLS, str(DEPLOY / "k8s" / "overlays" / overlay), *pins],
         check=True,
         capture_output=True,
         text=True,
@@ -154,219 +155,203 @@ def by_kind(resources: list[dict[str, Any]], kind: str) -> dict[str, dict[str, A
     return {r["metadata"]["name"]: r for r in resources if r["kind"] == kind}
 
 
-class StaticTest(unittest.TestCase):
-    tmp: tempfile.TemporaryDirectory[str]
-    tools: Path
-    pins: dict[str, str]
-    rendered: dict[str, str]
+@dataclass(frozen=True)
+class Rendered:
+    """Each overlay's render (dev, prod, and prod pinned to the built digests), the pins
+    (name -> digest file) and a kubeconform to check them with."""
 
-    @classmethod
-    def setUpClass(cls) -> None:
-        cls.tmp = tempfile.TemporaryDirectory()
-        cls.tools = tools_dir()
-        cls.pins = dict(p.split("=", 1) for p in ARGS[5:])
-        cls.rendered = {
+    rendered: dict[str, str]
+    pins: dict[str, str]
+    kubeconform: Kubeconform
+
+
+@pytest.fixture(scope="module")
+def k8s(tmp_path_factory: pytest.TempPathFactory) -> Rendered:
+    assert PINS, "PINS is empty"
+    assert all(re.match(r"^[a-z-]+=", p) for p in PINS), f"PINS must be NAME=DIGEST_FILE: {PINS}"
+    return Rendered(
+        rendered={
             "dev": render("dev", []),
             "prod": render("prod", []),
-            "prod-pinned": render("prod", ARGS[5:], {"OCI_REGISTRY": TEST_REGISTRY}),
-        }
-        cls.kubeconform = Kubeconform(
-            cls.tools / "bin" / "kubeconform", Path(cls.tmp.name) / "schemas"
-        )
-
-    @classmethod
-    def tearDownClass(cls) -> None:
-        cls.tmp.cleanup()
-
-    def test_every_overlay_is_valid_kubernetes(self) -> None:
-        for name, text in self.rendered.items():
-            with self.subTest(overlay=name):
-                report = self.kubeconform.run(text)
-                summary = report["summary"]
-                self.assertEqual(report["exit"], 0, report["resources"])
-                self.assertEqual(
-                    summary["invalid"] + summary["errors"] + summary["skipped"],
-                    0,
-                    report["resources"],
-                )
-                self.assertEqual(summary["valid"], len(docs(text)))
-
-    def test_kubeconform_rejects_unknown_fields(self) -> None:
-        # The check above could pass by finding no schema: a typo must fail it.
-        bad = self.rendered["prod"].replace("readOnlyRootFilesystem", "readOnlyRootFileSystem", 1)
-        report = self.kubeconform.run(bad)
-        self.assertNotEqual(report["exit"], 0)
-        self.assertEqual(report["summary"]["invalid"], 1, report["resources"])
-
-    def test_pods_meet_restricted_and_read_only_root(self) -> None:
-        for overlay in ("dev", "prod"):
-            for name, spec in pod_specs(docs(self.rendered[overlay])).items():
-                with self.subTest(overlay=overlay, deployment=name):
-                    pod = spec["securityContext"]
-                    self.assertIs(pod["runAsNonRoot"], True)
-                    self.assertNotEqual(pod.get("runAsUser"), 0)
-                    self.assertEqual(pod["seccompProfile"], {"type": "RuntimeDefault"})
-                    for volume in spec.get("volumes", []):
-                        self.assertTrue({"configMap", "emptyDir"} & volume.keys(), volume)
-                    for c in spec["containers"]:
-                        sc = c["securityContext"]
-                        self.assertIs(sc["allowPrivilegeEscalation"], False)
-                        self.assertIs(sc["readOnlyRootFilesystem"], True)
-                        self.assertEqual(sc["capabilities"], {"drop": ["ALL"]})
-                        self.assertNotIn("privileged", sc)
-                        self.assertTrue(c["resources"]["requests"].keys() >= {"cpu", "memory"})
-                        self.assertTrue(c["resources"]["limits"].keys() >= {"cpu", "memory"})
-                        self.assertIn("readinessProbe", c)
-                        self.assertIn("livenessProbe", c)
-                        self.assertFalse(any("hostPort" in p for p in c.get("ports", [])))
-
-    def test_apps_probe_their_own_health_endpoints(self) -> None:
-        specs = pod_specs(docs(self.rendered["prod"]))
-        for app in ("go-service", "py-service"):
-            c = specs[app]["containers"][0]
-            self.assertEqual(c["readinessProbe"]["httpGet"]["path"], "/readyz")
-            self.assertEqual(c["livenessProbe"]["httpGet"]["path"], "/healthz")
-        self.assertEqual(
-            specs["nginx"]["containers"][0]["readinessProbe"]["httpGet"]["path"], "/healthz"
-        )
-        self.assertEqual(
-            specs["prometheus"]["containers"][0]["readinessProbe"]["httpGet"]["path"], "/-/ready"
-        )
-
-    def test_config_maps_are_the_compose_stacks_files(self) -> None:
-        deploy = Path(ARGS[4])
-        maps = {
-            r["metadata"]["name"].rsplit("-", 1)[0]: r["data"]
-            for r in docs(self.rendered["prod"])
-            if r["kind"] == "ConfigMap"
-        }
-        self.assertEqual(
-            maps["nginx-config"]["nginx.conf"], (deploy / "nginx/nginx.conf").read_text()
-        )
-        self.assertEqual(
-            maps["nginx-config"]["upstreams.conf"],
-            (deploy / "nginx/conf.d/upstreams.conf").read_text(),
-        )
-        for rules in ("recording.yml", "alerts.yml"):
-            self.assertEqual(
-                maps["prometheus-rules"][rules], (deploy / "prometheus/rules" / rules).read_text()
-            )
-        prom = yaml.safe_load(maps["prometheus-config"]["prometheus.yml"])
-        self.assertEqual(
-            prom["rule_files"],
-            ["/etc/prometheus/rules/recording.yml", "/etc/prometheus/rules/alerts.yml"],
-        )
-        self.assertEqual(prom["scrape_configs"][0]["kubernetes_sd_configs"][0]["role"], "pod")
-
-    def test_prometheus_scrapes_every_metrics_port_under_its_compose_job_name(self) -> None:
-        specs = pod_specs(docs(self.rendered["prod"]))
-        deployments = by_kind(docs(self.rendered["prod"]), "Deployment")
-        compose_jobs = {
-            c["job_name"]
-            for c in yaml.safe_load((Path(ARGS[4]) / "prometheus/prometheus.yml").read_text())[
-                "scrape_configs"
-            ]
-        }
-        for app, port in (("go-service", 8080), ("py-service", 8000), ("nginx", 9145)):
-            annotations = deployments[app]["spec"]["template"]["metadata"]["annotations"]
-            self.assertEqual(annotations["prometheus.io/scrape"], "true")
-            self.assertEqual(int(annotations["prometheus.io/port"]), port)
-            self.assertIn(port, [p["containerPort"] for p in specs[app]["containers"][0]["ports"]])
-            self.assertIn(app, compose_jobs)  # the job label the rules use
-
-    def test_network_policies(self) -> None:
-        policies = by_kind(docs(self.rendered["prod"]), "NetworkPolicy")
-        deny = policies["default-deny-ingress"]["spec"]
-        self.assertEqual(deny, {"podSelector": {}, "policyTypes": ["Ingress"]})
-
-        def sources(rule: dict[str, Any]) -> list[Any]:
-            return [f["podSelector"] for f in rule.get("from", [])]
-
-        apps = policies["apps"]["spec"]
-        self.assertEqual(
-            apps["podSelector"]["matchExpressions"][0]["values"], ["go-service", "py-service"]
-        )
-        self.assertEqual(
-            sources(apps["ingress"][0]),
-            [
-                {"matchLabels": {"app.kubernetes.io/name": "nginx"}},
-                {"matchLabels": {"app.kubernetes.io/name": "prometheus"}},
-            ],
-        )
-        redis = policies["redis"]["spec"]
-        self.assertEqual(len(redis["ingress"]), 1)
-        self.assertEqual(
-            sources(redis["ingress"][0])[0]["matchExpressions"][0]["values"],
-            ["go-service", "py-service"],
-        )
-        nginx = policies["nginx"]["spec"]["ingress"]
-        self.assertEqual(nginx[0], {"ports": [{"port": "http"}]})  # the entry point: anyone
-        self.assertEqual(
-            sources(nginx[1]), [{"matchLabels": {"app.kubernetes.io/name": "prometheus"}}]
-        )
-        self.assertEqual(nginx[1]["ports"], [{"port": "metrics"}])
-        # Each pod has an allow rule, but Prometheus: only the deny selects it (no ingress).
-        selected = {"nginx", "go-service", "py-service", "redis"}
-        self.assertEqual(set(pod_specs(docs(self.rendered["prod"]))) - selected, {"prometheus"})
-
-    def test_go_service_scales_within_a_disruption_budget(self) -> None:
-        prod = docs(self.rendered["prod"])
-        hpa = by_kind(prod, "HorizontalPodAutoscaler")["go-service"]["spec"]
-        self.assertEqual(
-            hpa["scaleTargetRef"],
-            {"apiVersion": "apps/v1", "kind": "Deployment", "name": "go-service"},
-        )
-        self.assertEqual((hpa["minReplicas"], hpa["maxReplicas"]), (3, 12))
-        self.assertEqual(by_kind(prod, "Deployment")["go-service"]["spec"]["replicas"], 3)
-        self.assertEqual(
-            by_kind(prod, "PodDisruptionBudget")["go-service"]["spec"]["minAvailable"], 2
-        )
-        self.assertEqual(
-            by_kind(prod, "Namespace")["cache-platform"]["metadata"]["labels"][
-                "pod-security.kubernetes.io/enforce"
-            ],
-            "restricted",
-        )
-
-    def test_prod_render_pins_every_image_to_what_bazel_built(self) -> None:
-        images = {}
-        for name, spec in pod_specs(docs(self.rendered["prod-pinned"])).items():
-            for c in spec["containers"]:
-                images[name] = c["image"]
-        self.assertEqual(set(images), set(self.pins))
-        for name, image in images.items():
-            digest = Path(self.pins[name]).read_text().strip()
-            self.assertRegex(digest, r"^sha256:[0-9a-f]{64}$")
-            self.assertEqual(image, f"{TEST_REGISTRY}/cache-platform/{name}@{digest}")
-        # The unpinned render names the local tags only.
-        for spec in pod_specs(docs(self.rendered["prod"])).values():
-            self.assertRegex(spec["containers"][0]["image"], r"^cache-platform/[a-z-]+:dev$")
-
-    def test_argo_cd_applies_what_cd_renders(self) -> None:
-        app = yaml.safe_load((Path(ARGS[4]) / "k8s/gitops/application.yaml").read_text())
-        self.assertEqual(app["kind"], "Application")
-        self.assertEqual(app["spec"]["source"]["path"], "deploy/k8s/clusters/prod")
-        self.assertEqual(app["spec"]["destination"]["namespace"], "cache-platform")
-        self.assertIn("ServerSideApply=true", app["spec"]["syncPolicy"]["syncOptions"])
-
-    def test_render_refuses_a_missing_or_bad_registry(self) -> None:
-        for registry in ("", "https://registry.example", "Registry.Example"):
-            with self.subTest(registry=registry):
-                proc = subprocess.run(
-                    [ARGS[3], *ARGS[:3], str(Path(ARGS[4]) / "k8s/overlays/prod"), *ARGS[5:]],
-                    capture_output=True,
-                    text=True,
-                    timeout=120,
-                    check=False,
-                    env={**os.environ, "OCI_REGISTRY": registry},
-                )
-                self.assertEqual(proc.returncode, 2)
-                self.assertIn("OCI_REGISTRY", proc.stderr)
-                self.assertEqual(proc.stdout, "")
+            "prod-pinned": render("prod", PINS, {"OCI_REGISTRY": TEST_REGISTRY}),
+        },
+        pins=dict(p.split("=", 1) for p in PINS),
+        kubeconform=Kubeconform(
+            tools_dir() / "bin" / "kubeconform", tmp_path_factory.mktemp("schemas")
+        ),
+    )
 
 
-if __name__ == "__main__":
-    ARGS = sys.argv[1:]
-    if len(ARGS) < 6 or not all(re.match(r"^[a-z-]+=", a) for a in ARGS[5:]):
-        sys.exit(USAGE)
-    unittest.main(argv=sys.argv[:1])
+@pytest.mark.parametrize("overlay", ["dev", "prod", "prod-pinned"])
+def test_every_overlay_is_valid_kubernetes(k8s: Rendered, overlay: str) -> None:
+    text = k8s.rendered[overlay]
+    report = k8s.kubeconform.run(text)
+    summary = report["summary"]
+    assert report["exit"] == 0, report["resources"]
+    assert summary["invalid"] + summary["errors"] + summary["skipped"] == 0, report["resources"]
+    assert summary["valid"] == len(docs(text))
+
+
+def test_kubeconform_rejects_unknown_fields(k8s: Rendered) -> None:
+    # The check above could pass by finding no schema: a typo must fail it.
+    bad = k8s.rendered["prod"].replace("readOnlyRootFilesystem", "readOnlyRootFileSystem", 1)
+    report = k8s.kubeconform.run(bad)
+    assert report["exit"] != 0
+    assert report["summary"]["invalid"] == 1, report["resources"]
+
+
+@pytest.mark.parametrize("overlay", ["dev", "prod"])
+def test_pods_meet_restricted_and_read_only_root(k8s: Rendered, overlay: str) -> None:
+    for name, spec in pod_specs(docs(k8s.rendered[overlay])).items():
+        pod = spec["securityContext"]
+        assert pod["runAsNonRoot"] is True, name
+        assert pod.get("runAsUser") != 0, name
+        assert pod["seccompProfile"] == {"type": "RuntimeDefault"}, name
+        for volume in spec.get("volumes", []):
+            assert {"configMap", "emptyDir"} & volume.keys(), (name, volume)
+        for c in spec["containers"]:
+            sc = c["securityContext"]
+            assert sc["allowPrivilegeEscalation"] is False, name
+            assert sc["readOnlyRootFilesystem"] is True, name
+            assert sc["capabilities"] == {"drop": ["ALL"]}, name
+            assert "privileged" not in sc, name
+            assert c["resources"]["requests"].keys() >= {"cpu", "memory"}, name
+            assert c["resources"]["limits"].keys() >= {"cpu", "memory"}, name
+            assert "readinessProbe" in c, name
+            assert "livenessProbe" in c, name
+            assert not any("hostPort" in p for p in c.get("ports", [])), name
+
+
+def test_apps_probe_their_own_health_endpoints(k8s: Rendered) -> None:
+    specs = pod_specs(docs(k8s.rendered["prod"]))
+    for app in ("go-service", "py-service"):
+        c = specs[app]["containers"][0]
+        assert c["readinessProbe"]["httpGet"]["path"] == "/readyz"
+        assert c["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert specs["nginx"]["containers"][0]["readinessProbe"]["httpGet"]["path"] == "/healthz"
+    assert specs["prometheus"]["containers"][0]["readinessProbe"]["httpGet"]["path"] == "/-/ready"
+
+
+def test_config_maps_are_the_compose_stacks_files(k8s: Rendered) -> None:
+    deploy = DEPLOY
+    maps = {
+        r["metadata"]["name"].rsplit("-", 1)[0]: r["data"]
+        for r in docs(k8s.rendered["prod"])
+        if r["kind"] == "ConfigMap"
+    }
+    assert maps["nginx-config"]["nginx.conf"] == (deploy / "nginx/nginx.conf").read_text()
+    assert (
+        maps["nginx-config"]["upstreams.conf"]
+        == (deploy / "nginx/conf.d/upstreams.conf").read_text()
+    )
+    for rules in ("recording.yml", "alerts.yml"):
+        assert maps["prometheus-rules"][rules] == (deploy / "prometheus/rules" / rules).read_text()
+    prom = yaml.safe_load(maps["prometheus-config"]["prometheus.yml"])
+    assert prom["rule_files"] == [
+        "/etc/prometheus/rules/recording.yml",
+        "/etc/prometheus/rules/alerts.yml",
+    ]
+    assert prom["scrape_configs"][0]["kubernetes_sd_configs"][0]["role"] == "pod"
+
+
+def test_prometheus_scrapes_every_metrics_port_under_its_compose_job_name(k8s: Rendered) -> None:
+    specs = pod_specs(docs(k8s.rendered["prod"]))
+    deployments = by_kind(docs(k8s.rendered["prod"]), "Deployment")
+    compose_jobs = {
+        c["job_name"]
+        for c in yaml.safe_load((DEPLOY / "prometheus/prometheus.yml").read_text())[
+            "scrape_configs"
+        ]
+    }
+    for app, port in (("go-service", 8080), ("py-service", 8000), ("nginx", 9145)):
+        annotations = deployments[app]["spec"]["template"]["metadata"]["annotations"]
+        assert annotations["prometheus.io/scrape"] == "true"
+        assert int(annotations["prometheus.io/port"]) == port
+        assert port in [p["containerPort"] for p in specs[app]["containers"][0]["ports"]]
+        assert app in compose_jobs  # the job label the rules use
+
+
+def test_network_policies(k8s: Rendered) -> None:
+    policies = by_kind(docs(k8s.rendered["prod"]), "NetworkPolicy")
+    deny = policies["default-deny-ingress"]["spec"]
+    assert deny == {"podSelector": {}, "policyTypes": ["Ingress"]}
+
+    def sources(rule: dict[str, Any]) -> list[Any]:
+        return [f["podSelector"] for f in rule.get("from", [])]
+
+    apps = policies["apps"]["spec"]
+    assert apps["podSelector"]["matchExpressions"][0]["values"] == ["go-service", "py-service"]
+    assert sources(apps["ingress"][0]) == [
+        {"matchLabels": {"app.kubernetes.io/name": "nginx"}},
+        {"matchLabels": {"app.kubernetes.io/name": "prometheus"}},
+    ]
+    redis = policies["redis"]["spec"]
+    assert len(redis["ingress"]) == 1
+    assert sources(redis["ingress"][0])[0]["matchExpressions"][0]["values"] == [
+        "go-service",
+        "py-service",
+    ]
+    nginx = policies["nginx"]["spec"]["ingress"]
+    assert nginx[0] == {"ports": [{"port": "http"}]}  # the entry point: anyone
+    assert sources(nginx[1]) == [{"matchLabels": {"app.kubernetes.io/name": "prometheus"}}]
+    assert nginx[1]["ports"] == [{"port": "metrics"}]
+    # Each pod has an allow rule, but Prometheus: only the deny selects it (no ingress).
+    selected = {"nginx", "go-service", "py-service", "redis"}
+    assert set(pod_specs(docs(k8s.rendered["prod"]))) - selected == {"prometheus"}
+
+
+def test_go_service_scales_within_a_disruption_budget(k8s: Rendered) -> None:
+    prod = docs(k8s.rendered["prod"])
+    hpa = by_kind(prod, "HorizontalPodAutoscaler")["go-service"]["spec"]
+    assert hpa["scaleTargetRef"] == {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "name": "go-service",
+    }
+    assert (hpa["minReplicas"], hpa["maxReplicas"]) == (3, 12)
+    assert by_kind(prod, "Deployment")["go-service"]["spec"]["replicas"] == 3
+    assert by_kind(prod, "PodDisruptionBudget")["go-service"]["spec"]["minAvailable"] == 2
+    assert (
+        by_kind(prod, "Namespace")["cache-platform"]["metadata"]["labels"][
+            "pod-security.kubernetes.io/enforce"
+        ]
+        == "restricted"
+    )
+
+
+def test_prod_render_pins_every_image_to_what_bazel_built(k8s: Rendered) -> None:
+    images = {}
+    for name, spec in pod_specs(docs(k8s.rendered["prod-pinned"])).items():
+        for c in spec["containers"]:
+            images[name] = c["image"]
+    assert set(images) == set(k8s.pins)
+    for name, image in images.items():
+        digest = Path(k8s.pins[name]).read_text().strip()
+        assert re.search(r"^sha256:[0-9a-f]{64}$", digest)
+        assert image == f"{TEST_REGISTRY}/cache-platform/{name}@{digest}"
+    # The unpinned render names the local tags only.
+    for spec in pod_specs(docs(k8s.rendered["prod"])).values():
+        assert re.search(r"^cache-platform/[a-z-]+:dev$", spec["containers"][0]["image"])
+
+
+def test_argo_cd_applies_what_cd_renders() -> None:
+    app = yaml.safe_load((DEPLOY / "k8s/gitops/application.yaml").read_text())
+    assert app["kind"] == "Application"
+    assert app["spec"]["source"]["path"] == "deploy/k8s/clusters/prod"
+    assert app["spec"]["destination"]["namespace"] == "cache-platform"
+    assert "ServerSideApply=true" in app["spec"]["syncPolicy"]["syncOptions"]
+
+
+@pytest.mark.parametrize("registry", ["", "https://registry.example", "Registry.Example"])
+def test_render_refuses_a_missing_or_bad_registry(registry: str) -> None:
+    proc = subprocess.run(
+        [RENDER_SH, *GO_TOOLS, str(DEPLOY / "k8s/overlays/prod"), *PINS],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env={**os.environ, "OCI_REGISTRY": registry},
+    )
+    assert proc.returncode == 2
+    assert "OCI_REGISTRY" in proc.stderr
+    assert proc.stdout == ""

@@ -1,17 +1,18 @@
-"""Test helpers: locating files, loopback ports, bounded waits, metrics parsing, redis-server."""
+"""Test helpers: locating files, child environments, metrics parsing, a fake clock, redis-server.
+(Bounded waits, free ports and HTTP requests: tools/testing/python/support.py.)"""
 
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 import redis
 from prometheus_client.parser import text_string_to_metric_families
+
+from tools.testing.python.support import free_port, wait_until
 
 # Directory of this file, symlinks kept: under Bazel it lies in a runfiles tree
 # whose symlinks point back into the source tree, and only the runfiles tree
@@ -34,21 +35,6 @@ def child_process_env(**overrides: str) -> dict[str, str]:
     env["PYTHONPATH"] = os.pathsep.join(entry for entry in sys.path if entry)
     env.update(overrides)
     return env
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 def samples(metrics_text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
@@ -107,7 +93,12 @@ class RedisServer:
         )
         probe = redis.Redis.from_url(self.url, socket_timeout=0.5)
         try:
-            wait_until(self._answers(probe), timeout=10, what=f"redis-server on {self.port}")
+            wait_until(
+                self._answers(probe),
+                timeout_s=10,
+                interval_s=0.05,
+                what=f"redis-server on {self.port}",
+            )
         finally:
             probe.close()
 

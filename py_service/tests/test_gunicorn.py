@@ -8,21 +8,14 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from py_service.tests.support import (
-    SERVICE_DIR,
-    child_process_env,
-    free_port,
-    sample_sum,
-    wait_until,
-)
+from py_service.tests.support import SERVICE_DIR, child_process_env, sample_sum
+from tools.testing.python.support import free_port, http_request, wait_until
 
 GUNICORN_CONFIG = SERVICE_DIR / "gunicorn.conf.py"
 WORKERS = 2
@@ -39,8 +32,8 @@ class Server:
     multiproc_dir: Path
 
     def get(self, path: str) -> tuple[int, str]:
-        with urllib.request.urlopen(self.base_url + path, timeout=5) as response:
-            return response.status, response.read().decode()
+        response = http_request(self.base_url + path)
+        return response.status, response.text
 
     def stop(self) -> int:
         self.process.send_signal(signal.SIGTERM)
@@ -81,13 +74,15 @@ def server(tmp_path: Path) -> Iterator[Server]:
         # whole graceful_timeout before killing it.
         if stderr.read_text().count("Booting worker") < WORKERS:
             return False
-        try:
-            return running.get("/healthz")[0] == 200
-        except (urllib.error.URLError, ConnectionError):
-            return False
+        return running.get("/healthz")[0] == 200  # refused until a worker listens: retried
 
     try:
-        wait_until(ready, timeout=30, what="all gunicorn workers to boot and /healthz to answer")
+        wait_until(
+            ready,
+            timeout_s=30,
+            interval_s=0.05,
+            what="all gunicorn workers to boot and /healthz to answer",
+        )
         yield running
     finally:
         if process.poll() is None:

@@ -15,7 +15,8 @@ from flask.testing import FlaskClient
 
 from py_service.app.cache import BREAKER_FAILURES, KEY_PREFIX
 from py_service.app.config import CacheBackend
-from py_service.tests.support import FakeClock, RedisServer, sample_sum, wait_until
+from py_service.tests.support import FakeClock, RedisServer, sample_sum
+from tools.testing.python.support import wait_until
 
 
 def scrape(client: FlaskClient) -> str:
@@ -89,7 +90,8 @@ def test_entry_expires_after_the_ttl(
 
     wait_until(
         lambda: client.get("/time").headers["X-Cache"] == "MISS",
-        timeout=5,
+        timeout_s=5,
+        interval_s=0.05,
         what="the 1 s entry to expire",
     )
 

@@ -24,7 +24,6 @@ import os
 import platform
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +31,7 @@ import docker
 from docker.models.containers import Container
 
 from tools.dev.bench import report
+from tools.testing.python.support import wait_until
 
 COMMAND = "tools/bazel run //tools/dev/bench"
 DEFAULTS = {"seconds": 8.0, "rounds": 3, "connections": 50}
@@ -202,19 +202,20 @@ def wrk(connections: int, seconds: float, url: str) -> list[str]:
     ]
 
 
-def wait_until_served(stack: Stack, path: str, url: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            run = stack.run(path, wrk(2, 1, url))
-            if run["requests"] and not run["failed"] and not run["not_connected"]:
-                return
-            problem = f"{run['failed']} failed, {run['not_connected']} not connected"
-        except RuntimeError as error:
-            problem = str(error)
-        if time.monotonic() > deadline:
-            sys.exit(f"bench: {url} is not served without errors ({problem}); is the stack up?")
-        time.sleep(1)
+def wait_until_served(stack: Stack, path: str, url: str, timeout_s: float = 60) -> None:
+    """Returns once a 1 s wrk run from the path's generator gets answers and no error; exits
+    naming the last problem after timeout_s seconds."""
+
+    def served() -> bool:
+        run = stack.run(path, wrk(2, 1, url))  # RuntimeError: wrk itself failed
+        if not run["requests"] or run["failed"] or run["not_connected"]:
+            raise RuntimeError(f"{run['failed']} failed, {run['not_connected']} not connected")
+        return True
+
+    try:
+        wait_until(served, timeout_s, interval_s=1, what=f"{url} served", retry_on=(RuntimeError,))
+    except TimeoutError as error:
+        sys.exit(f"bench: {url} is not served without errors ({error}); is the stack up?")
 
 
 def measure(stack: Stack, path: str, url: str, args: argparse.Namespace) -> dict[str, Any]:

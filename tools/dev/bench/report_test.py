@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -138,7 +137,3 @@ def test_recorded_run_has_every_scenario_on_every_path(recorded: dict[str, Any])
 def test_recorded_generator_had_headroom_at_the_ceiling(recorded: dict[str, Any]) -> None:
     # The generator spent less CPU per request than the Nginx it measured.
     assert report.generator_headroom(recorded["results"]) > 1.0
-
-
-if __name__ == "__main__":
-    sys.exit(pytest.main([__file__, "-p", "no:cacheprovider", "-v"]))

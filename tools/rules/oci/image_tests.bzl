@@ -1,18 +1,19 @@
 """Tests of one oci_image: its structure (no engine needed) and a smoke run in Docker."""
 
-load("@rules_python//python:defs.bzl", "py_test")
+load("//tools/rules/python:pytest.bzl", "pytest_test")
 
 def image_structure_test(name, image, entrypoint, expect_files = [], forbid_files = [], **kwargs):
-    py_test(
+    pytest_test(
         name = name,
         size = "small",
         srcs = [Label("//tools/rules/oci:structure_test.py")],
-        main = Label("//tools/rules/oci:structure_test.py"),
-        args = [
-            "--ocitool=$(rootpath %s)" % Label("//tools/rules/oci/cmd/ocitool"),
-            "--image=$(rootpath %s)" % image,
-            "--entrypoint='%s'" % json.encode(entrypoint),
-        ] + ["--expect-file=" + f for f in expect_files] + ["--forbid-file=" + f for f in forbid_files],
+        env = {
+            "ENTRYPOINT": json.encode(entrypoint),
+            "EXPECT_FILES": json.encode(expect_files),
+            "FORBID_FILES": json.encode(forbid_files),
+            "IMAGE": "$(rootpath %s)" % image,
+            "OCITOOL": "$(rootpath %s)" % Label("//tools/rules/oci/cmd/ocitool"),
+        },
         data = [
             image,
             Label("//tools/rules/oci/cmd/ocitool"),
@@ -22,15 +23,14 @@ def image_structure_test(name, image, entrypoint, expect_files = [], forbid_file
 
 def image_sbom_test(name, image, sbom, **kwargs):
     """Checks that `sbom` lists exactly the Debian packages, wheels and Go binaries `image` holds."""
-    py_test(
+    pytest_test(
         name = name,
         size = "small",
         srcs = [Label("//tools/rules/sbom:sbom_test.py")],
-        main = Label("//tools/rules/sbom:sbom_test.py"),
-        args = [
-            "--image=$(rootpath %s)" % image,
-            "--sbom=$(rootpath %s)" % sbom,
-        ],
+        env = {
+            "IMAGE": "$(rootpath %s)" % image,
+            "SBOM": "$(rootpath %s)" % sbom,
+        },
         data = [
             image,
             sbom,
@@ -40,12 +40,15 @@ def image_sbom_test(name, image, sbom, **kwargs):
 
 def image_smoke_test(name, loader, repo_tag, port, **kwargs):
     """Loads the image with `loader` (an oci_load), runs it, and checks /healthz and /time on `port`."""
-    py_test(
+    pytest_test(
         name = name,
         size = "medium",
         srcs = [Label("//tools/rules/oci:smoke_test.py")],
-        main = Label("//tools/rules/oci:smoke_test.py"),
-        args = ["$(rootpath %s)" % loader, repo_tag, str(port)],
+        env = {
+            "LOADER": "$(rootpath %s)" % loader,
+            "PORT": str(port),
+            "TAG": repo_tag,
+        },
         data = [loader, Label("//tools/rules/docker:engine.sh")],
         # Unsandboxed: an engine this test may start must outlive it, outside the sandbox.
         tags = [

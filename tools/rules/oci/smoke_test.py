@@ -1,15 +1,21 @@
 """Smoke test of one app image in a real Docker engine: load it, run it, ask it for /healthz
-and /time. Starts an engine first if none answers (tools/rules/docker/engine.sh)."""
+and /time. Starts an engine first if none answers (tools/rules/docker/engine.sh).
+
+Inputs, from image_smoke_test (tools/rules/oci/image_tests.bzl), in the environment: LOADER (the
+image's oci_load), TAG (its repo tag) and PORT (the container port it serves on).
+"""
 
 import json
+import os
 import re
 import subprocess
-import sys
 import time
-import unittest
 import urllib.request
+from collections.abc import Iterator
 
-LOADER, TAG, PORT = sys.argv[1:4]
+import pytest
+
+LOADER, TAG, PORT = os.environ["LOADER"], os.environ["TAG"], os.environ["PORT"]
 NAME = "cache-platform-smoke-" + TAG.split("/")[-1].replace(":", "-")
 RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$")
 
@@ -26,46 +32,46 @@ def get(url: str, accept: str = "*/*") -> tuple[int, str]:
         return response.status, response.read().decode()
 
 
-class ImageSmokeTest(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls) -> None:
-        subprocess.run(["tools/rules/docker/engine.sh"], check=True)
-        subprocess.run([LOADER], check=True)
-        subprocess.run(["docker", "rm", "-f", NAME], capture_output=True)
+@pytest.fixture(scope="module")
+def base() -> Iterator[str]:
+    """The running container's base URL on loopback; the container is removed afterwards."""
+    subprocess.run(["tools/rules/docker/engine.sh"], check=True)
+    subprocess.run([LOADER], check=True)
+    subprocess.run(["docker", "rm", "-f", NAME], capture_output=True)
+    try:
         # Published on a free loopback port; read-only root as in the stack.
         docker("run", "--detach", "--name", NAME, "--read-only", "--tmpfs", "/tmp",
                "--cap-drop", "ALL", "--security-opt", "no-new-privileges:true",
                "--publish", f"127.0.0.1::{PORT}", TAG)  # fmt: skip
         host_port = docker("port", NAME, f"{PORT}/tcp").splitlines()[0].rsplit(":", 1)[1]
-        cls.base = f"http://127.0.0.1:{host_port}"
+        url = f"http://127.0.0.1:{host_port}"
+        # A bounded wait of its own: tools/rules may not depend on tools/testing's support.
         deadline = time.monotonic() + 30
         while True:
             try:
-                if get(cls.base + "/healthz")[0] == 200:
-                    return
+                if get(url + "/healthz")[0] == 200:
+                    break
             except OSError:
                 pass
             if time.monotonic() > deadline:
                 raise AssertionError("no 200 from /healthz within 30 s:\n" + docker("logs", NAME))
             time.sleep(0.3)
-
-    @classmethod
-    def tearDownClass(cls) -> None:
+        yield url
+    finally:
         subprocess.run(["docker", "rm", "-f", NAME], capture_output=True)
 
-    def test_healthz(self) -> None:
-        self.assertEqual(get(self.base + "/healthz")[0], 200)
 
-    def test_time_text_and_json(self) -> None:
-        status, body = get(self.base + "/time")
-        self.assertEqual(status, 200)
-        self.assertRegex(body.strip(), RFC3339)
-        status, body = get(self.base + "/time", accept="application/json")
-        self.assertRegex(json.loads(body)["time"], RFC3339)
-
-    def test_runs_as_nonroot(self) -> None:
-        self.assertNotIn(docker("inspect", "--format", "{{.Config.User}}", NAME), ("", "0", "root"))
+def test_healthz(base: str) -> None:
+    assert get(base + "/healthz")[0] == 200
 
 
-if __name__ == "__main__":
-    unittest.main(argv=[sys.argv[0], "-v"])
+def test_time_text_and_json(base: str) -> None:
+    status, body = get(base + "/time")
+    assert status == 200
+    assert RFC3339.search(body.strip())
+    status, body = get(base + "/time", accept="application/json")
+    assert RFC3339.search(json.loads(body)["time"])
+
+
+def test_runs_as_nonroot(base: str) -> None:
+    assert docker("inspect", "--format", "{{.Config.User}}", NAME) not in ("", "0", "root")

@@ -3,26 +3,18 @@
 Plays the part of container-structure-test, which no registry reachable here carries: checks the
 entrypoint, that the user is not root, that no file is setuid or setgid, and which paths must or
 must not exist in the image's final filesystem.
+
+Inputs, from image_structure_test (tools/rules/oci/image_tests.bzl), in the environment: OCITOOL and
+IMAGE (paths), ENTRYPOINT, EXPECT_FILES and FORBID_FILES (JSON arrays).
 """
 
-import argparse
 import json
+import os
 import stat
 import subprocess
-import sys
-import unittest
+from dataclasses import dataclass
 
-ARGS: argparse.Namespace
-
-
-def parse_args(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--ocitool", required=True)
-    parser.add_argument("--image", required=True)
-    parser.add_argument("--entrypoint", required=True, help="JSON array")
-    parser.add_argument("--expect-file", action="append", default=[])
-    parser.add_argument("--forbid-file", action="append", default=[])
-    return parser.parse_args(argv)
+import pytest
 
 
 def final_filesystem(layers: list[dict]) -> dict[str, dict]:
@@ -75,55 +67,60 @@ def resolve(files: dict[str, dict], path: str, hops: int = 40) -> str | None:
     return current if not parts else None
 
 
-class ImageStructureTest(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls) -> None:
-        out = subprocess.run(
-            [ARGS.ocitool, "inspect", "--image", ARGS.image], check=True, capture_output=True
-        ).stdout
-        cls.image = json.loads(out)
-        cls.config = cls.image["config"]
-        cls.files = final_filesystem(cls.image["layers"])
-
-    def test_entrypoint(self) -> None:
-        self.assertEqual(self.config.get("Entrypoint"), json.loads(ARGS.entrypoint))
-
-    def test_user_is_not_root(self) -> None:
-        user = self.config.get("User", "")
-        self.assertTrue(user, "no user set: the image would run as root")
-        self.assertNotIn(user.split(":")[0], ("0", "root"))
-
-    def test_no_setuid_or_setgid_files(self) -> None:
-        flagged = [
-            path
-            for path, entry in self.files.items()
-            if int(entry["mode"]) & (stat.S_ISUID | stat.S_ISGID) and entry.get("type") != "dir"
-        ]
-        self.assertEqual(flagged, [])
-
-    def test_expected_files_present(self) -> None:
-        missing = [p for p in ARGS.expect_file if p not in self.files]
-        self.assertEqual(missing, [])
-
-    def test_tls_clients_trust_the_system_bundle(self) -> None:
-        # OpenSSL (Python's ssl, curl) looks for CAs at its compiled-in defaults, /usr/lib/ssl's
-        # cert.pem and certs/; Go at /etc/ssl/certs/ca-certificates.crt. Every image carries the
-        # bundle (the base layer): each default must lead to it, or TLS verification fails.
-        for path, want in (
-            ("/usr/lib/ssl/cert.pem", CA_BUNDLE),
-            ("/usr/lib/ssl/certs/ca-certificates.crt", CA_BUNDLE),
-            (CA_BUNDLE, CA_BUNDLE),
-        ):
-            with self.subTest(path=path):
-                resolved = resolve(self.files, path)
-                self.assertEqual(resolved, want)
-                self.assertEqual(self.files[resolved].get("type"), "file")
-
-    def test_forbidden_files_absent(self) -> None:
-        present = [p for p in ARGS.forbid_file if p in self.files]
-        self.assertEqual(present, [])
+@dataclass(frozen=True)
+class Image:
+    config: dict
+    files: dict[str, dict]
 
 
-if __name__ == "__main__":
-    ARGS = parse_args(sys.argv[1:])
-    unittest.main(argv=[sys.argv[0], "-v"])
+@pytest.fixture(scope="module")
+def image() -> Image:
+    """The image's config and final filesystem, from `ocitool inspect`."""
+    out = subprocess.run(
+        [os.environ["OCITOOL"], "inspect", "--image", os.environ["IMAGE"]],
+        check=True,
+        capture_output=True,
+    ).stdout
+    inspected = json.loads(out)
+    return Image(inspected["config"], final_filesystem(inspected["layers"]))
+
+
+def test_entrypoint(image: Image) -> None:
+    assert image.config.get("Entrypoint") == json.loads(os.environ["ENTRYPOINT"])
+
+
+def test_user_is_not_root(image: Image) -> None:
+    user = image.config.get("User", "")
+    assert user, "no user set: the image would run as root"
+    assert user.split(":")[0] not in ("0", "root")
+
+
+def test_no_setuid_or_setgid_files(image: Image) -> None:
+    flagged = [
+        path
+        for path, entry in image.files.items()
+        if int(entry["mode"]) & (stat.S_ISUID | stat.S_ISGID) and entry.get("type") != "dir"
+    ]
+    assert flagged == []
+
+
+def test_expected_files_present(image: Image) -> None:
+    missing = [p for p in json.loads(os.environ["EXPECT_FILES"]) if p not in image.files]
+    assert missing == []
+
+
+# OpenSSL (Python's ssl, curl) looks for CAs at its compiled-in defaults, /usr/lib/ssl's cert.pem
+# and certs/; Go at /etc/ssl/certs/ca-certificates.crt. Every image carries the bundle (the base
+# layer): each default must lead to it, or TLS verification fails.
+@pytest.mark.parametrize(
+    "path", ["/usr/lib/ssl/cert.pem", "/usr/lib/ssl/certs/ca-certificates.crt", CA_BUNDLE]
+)
+def test_tls_clients_trust_the_system_bundle(image: Image, path: str) -> None:
+    resolved = resolve(image.files, path)
+    assert resolved == CA_BUNDLE
+    assert image.files[resolved].get("type") == "file"
+
+
+def test_forbidden_files_absent(image: Image) -> None:
+    present = [p for p in json.loads(os.environ["FORBID_FILES"]) if p in image.files]
+    assert present == []

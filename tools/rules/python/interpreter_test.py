@@ -1,8 +1,7 @@
 """The build's Python is the locked Debian build the py_service image ships, not the machine's.
 
 Checks, against tools/rules/debian/packages.lock.json: CPython's version is python3.13-minimal's,
-the
-glibc it runs on is libc6's and its OpenSSL is libssl3t64's (the machine's own would differ:
+the glibc it runs on is libc6's and its OpenSSL is libssl3t64's (the machine's own would differ:
 Debian sid's python3.13 and glibc in tools/bazel's chroot, another distribution's elsewhere), and
 a child started with sys.executable runs the same way.
 """
@@ -13,8 +12,9 @@ import platform
 import ssl
 import subprocess
 import sys
-import unittest
 from pathlib import Path
+
+import pytest
 
 LOCK = Path(os.environ["TEST_SRCDIR"]) / "_main/tools/rules/debian/packages.lock.json"
 
@@ -31,47 +31,47 @@ def locked(set_name: str, package: str) -> str:
     return upstream_version(version)
 
 
-class InterpreterTest(unittest.TestCase):
-    def test_cpython_is_the_locked_build(self) -> None:
-        self.assertEqual(platform.python_version(), locked("python", "python3.13-minimal"))
-
-    def test_glibc_is_the_locked_one(self) -> None:
-        self.assertEqual(platform.libc_ver(), ("glibc", locked("libc", "libc6")))
-
-    def test_openssl_is_the_locked_one(self) -> None:
-        self.assertTrue(
-            ssl.OPENSSL_VERSION.startswith(f"OpenSSL {locked('python', 'libssl3t64')} "),
-            ssl.OPENSSL_VERSION,
-        )
-
-    def test_not_the_machines_interpreter(self) -> None:
-        real = os.path.realpath(sys.executable)
-        self.assertIn("python3_13", real)
-        self.assertTrue(
-            os.path.realpath(sys.prefix).startswith(os.path.dirname(os.path.dirname(real)))
-        )
-
-    def test_child_runs_the_same_interpreter(self) -> None:
-        out = subprocess.run(
-            [
-                sys.executable,
-                "-c",
-                "import platform; print(platform.python_version(), *platform.libc_ver())",
-            ],
-            check=True,
-            capture_output=True,
-            text=True,
-        ).stdout.split()
-        self.assertEqual(out, [platform.python_version(), "glibc", locked("libc", "libc6")])
-
-    def test_upstream_version(self) -> None:
-        for debian, upstream in [
-            ("3.13.5-2+deb13u5", "3.13.5"),
-            ("1:3.5.9-1~deb13u1", "3.5.9"),
-            ("2.41-12", "2.41"),
-        ]:
-            self.assertEqual(upstream_version(debian), upstream)
+def test_cpython_is_the_locked_build() -> None:
+    assert platform.python_version() == locked("python", "python3.13-minimal")
 
 
-if __name__ == "__main__":
-    unittest.main()
+def test_glibc_is_the_locked_one() -> None:
+    assert platform.libc_ver() == ("glibc", locked("libc", "libc6"))
+
+
+def test_openssl_is_the_locked_one() -> None:
+    assert ssl.OPENSSL_VERSION.startswith(f"OpenSSL {locked('python', 'libssl3t64')} "), (
+        ssl.OPENSSL_VERSION
+    )
+
+
+def test_not_the_machines_interpreter() -> None:
+    real = os.path.realpath(sys.executable)
+    assert "python3_13" in real
+    assert os.path.realpath(sys.prefix).startswith(os.path.dirname(os.path.dirname(real)))
+
+
+def test_child_runs_the_same_interpreter() -> None:
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import platform; print(platform.python_version(), *platform.libc_ver())",
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.split()
+    assert out == [platform.python_version(), "glibc", locked("libc", "libc6")]
+
+
+@pytest.mark.parametrize(
+    ("debian", "upstream"),
+    [
+        ("3.13.5-2+deb13u5", "3.13.5"),
+        ("1:3.5.9-1~deb13u1", "3.5.9"),
+        ("2.41-12", "2.41"),
+    ],
+)
+def test_upstream_version(debian: str, upstream: str) -> None:
+    assert upstream_version(debian) == upstream

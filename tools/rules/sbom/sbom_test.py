@@ -3,18 +3,20 @@
 Debian packages: the image's /var/lib/dpkg/status.d entries (written with each package's files);
 Python wheels: its site-packages' *.dist-info directories; Go binaries: the programs outside
 Debian's directories, and the SHA-256 of each. Each must be exactly what the SBOM lists.
+
+Inputs, from image_sbom_test (tools/rules/oci/image_tests.bzl), in the environment: IMAGE (the OCI
+layout directory) and SBOM (its CycloneDX JSON).
 """
 
-import argparse
 import hashlib
 import json
+import os
 import re
-import sys
 import tarfile
-import unittest
+from dataclasses import dataclass
 from pathlib import Path
 
-ARGS: argparse.Namespace
+import pytest
 
 
 def final_filesystem(layout: Path) -> dict[str, bytes | None]:
@@ -88,40 +90,41 @@ def go_binaries_in_image(files: dict[str, bytes | None]) -> set[str]:
     }
 
 
-class SbomTest(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls) -> None:
-        cls.files = final_filesystem(Path(ARGS.image))
-        cls.components = json.loads(Path(ARGS.sbom).read_text()).get("components", [])
+@dataclass(frozen=True)
+class Image:
+    files: dict[str, bytes | None]
+    components: list[dict]
 
     def listed(self, purl_type: str) -> set[tuple[str, str]]:
+        """(name, version) of each component of that purl type in the SBOM."""
         return {
             (c["name"] if purl_type == "deb" else normalise(c["name"]), c["version"])
             for c in self.components
             if c.get("purl", "").startswith(f"pkg:{purl_type}/")
         }
 
-    def test_debian_packages(self) -> None:
-        self.assertEqual(self.listed("deb"), debian_in_image(self.files))
-        self.assertTrue(
-            self.listed("deb"), "every image holds Debian packages (base-files at least)"
-        )
 
-    def test_python_wheels(self) -> None:
-        self.assertEqual(self.listed("pypi"), python_in_image(self.files))
-
-    def test_go_binaries(self) -> None:
-        listed = {c["name"]: c for c in self.components if c["type"] == "application"}
-        self.assertEqual(set(listed), go_binaries_in_image(self.files))
-        for path, component in listed.items():
-            with self.subTest(path=path):
-                digest = hashlib.sha256(self.files[path] or b"").hexdigest()
-                self.assertEqual(component["hashes"][0]["content"], digest)
+@pytest.fixture(scope="module")
+def image() -> Image:
+    """The image's final filesystem and its SBOM's components."""
+    return Image(
+        final_filesystem(Path(os.environ["IMAGE"])),
+        json.loads(Path(os.environ["SBOM"]).read_text()).get("components", []),
+    )
 
 
-if __name__ == "__main__":
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--image", required=True, help="OCI layout directory")
-    parser.add_argument("--sbom", required=True)
-    ARGS = parser.parse_args()
-    unittest.main(argv=[sys.argv[0], "-v"])
+def test_debian_packages(image: Image) -> None:
+    assert image.listed("deb") == debian_in_image(image.files)
+    assert image.listed("deb"), "every image holds Debian packages (base-files at least)"
+
+
+def test_python_wheels(image: Image) -> None:
+    assert image.listed("pypi") == python_in_image(image.files)
+
+
+def test_go_binaries(image: Image) -> None:
+    listed = {c["name"]: c for c in image.components if c["type"] == "application"}
+    assert set(listed) == go_binaries_in_image(image.files)
+    for path, component in listed.items():
+        digest = hashlib.sha256(image.files[path] or b"").hexdigest()
+        assert component["hashes"][0]["content"] == digest, path
