@@ -15,7 +15,9 @@
 # Needs root (nsenter, the cgroup tree) and wrk; sends traffic only to the containers it starts.
 set -euo pipefail
 tag="${1:-dev}" seconds="${2:-5}" connections="${3:-50}" path="${4:-/bench/ceiling}"
-export DOCKER_HOST="${DOCKER_HOST:-unix://$HOME/.cache/cache-platform/sid-bazel-7.7.1/run/docker.sock}"
+# The engine tools/bazel's chroot runs (tools/bazel names the chroot after .bazelversion).
+workspace="$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd -P)"
+export DOCKER_HOST="${DOCKER_HOST:-unix://$HOME/.cache/cache-platform/sid-bazel-$(<"$workspace/.bazelversion")/run/docker.sock}"
 command -v wrk >/dev/null || { echo "wrk is missing: apt-get install wrk" >&2; exit 1; }
 net=cache-platform-metrics-cost prefix=10.213.99
 hardening=(--read-only --cap-drop ALL --security-opt no-new-privileges:true --user 65532:65532)
