@@ -81,7 +81,8 @@ class StackTest(StackTestCase):
         name = f"{STACK.project}-webhook"
         cls.addClassCleanup(subprocess.run, ["docker", "rm", "--force", name], capture_output=True)
         subprocess.run(
-            # The py-service image: a Python on the stack's network, non-root, read-only.
+            # The py-service image: a Python on the stack's network, as the image's non-root user,
+            # read-only.
             [
                 "docker",
                 "run",
@@ -93,8 +94,6 @@ class StackTest(StackTestCase):
                 "--ip",
                 STACK.address(WEBHOOK_HOST),
                 "--read-only",
-                "--user",
-                "65532:65532",
                 "--cap-drop",
                 "ALL",
                 "--entrypoint",

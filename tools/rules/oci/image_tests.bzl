@@ -1,8 +1,10 @@
 """Tests of one oci_image: its structure (no engine needed) and a smoke run in Docker."""
 
 load("@rules_python//python:defs.bzl", "py_test")
+load("//tools/rules/oci/base:nonroot.bzl", "NONROOT_USER")
 
 def image_structure_test(name, image, entrypoint, expect_files = [], forbid_files = [], **kwargs):
+    """Checks `image`'s entrypoint, user (NONROOT_USER), file owners, setuid bits, CAs and paths."""
     py_test(
         name = name,
         size = "small",
@@ -12,6 +14,7 @@ def image_structure_test(name, image, entrypoint, expect_files = [], forbid_file
             "--ocitool=$(rootpath %s)" % Label("//tools/rules/oci/cmd/ocitool"),
             "--image=$(rootpath %s)" % image,
             "--entrypoint='%s'" % json.encode(entrypoint),
+            "--user=" + NONROOT_USER,
         ] + ["--expect-file=" + f for f in expect_files] + ["--forbid-file=" + f for f in forbid_files],
         data = [
             image,

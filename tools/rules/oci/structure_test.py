@@ -1,8 +1,9 @@
 """Structure test of one OCI image, from its config and layer listing (`ocitool inspect`).
 
 Plays the part of container-structure-test, which no registry reachable here carries: checks the
-entrypoint, that the user is not root, that no file is setuid or setgid, and which paths must or
-must not exist in the image's final filesystem.
+entrypoint, that the user is --user (the nonroot user, tools/rules/oci/base/nonroot.bzl) and owns
+every file root does not, that no file is setuid or setgid, and which paths must or must not
+exist in the image's final filesystem.
 """
 
 import argparse
@@ -20,6 +21,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--ocitool", required=True)
     parser.add_argument("--image", required=True)
     parser.add_argument("--entrypoint", required=True, help="JSON array")
+    parser.add_argument("--user", required=True, help="UID:GID, the image config's User")
     parser.add_argument("--expect-file", action="append", default=[])
     parser.add_argument("--forbid-file", action="append", default=[])
     return parser.parse_args(argv)
@@ -92,6 +94,19 @@ class ImageStructureTest(unittest.TestCase):
         user = self.config.get("User", "")
         self.assertTrue(user, "no user set: the image would run as root")
         self.assertNotIn(user.split(":")[0], ("0", "root"))
+
+    def test_user_is_the_nonroot_user(self) -> None:
+        # Numeric, as Kubernetes' runAsNonRoot needs to check it without the image's passwd.
+        self.assertEqual(self.config.get("User"), ARGS.user)
+
+    def test_files_are_owned_by_root_or_the_user(self) -> None:
+        uid, gid = (int(n) for n in ARGS.user.split(":"))
+        others = {
+            path: (entry["uid"], entry["gid"])
+            for path, entry in self.files.items()
+            if (entry["uid"], entry["gid"]) not in ((0, 0), (uid, gid))
+        }
+        self.assertEqual(others, {})
 
     def test_no_setuid_or_setgid_files(self) -> None:
         flagged = [
