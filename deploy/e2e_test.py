@@ -70,7 +70,8 @@ def stack() -> Iterator[Stack]:
     with running(STACK):
         try:
             subprocess.run(
-                # The py-service image: a Python on the stack's network, non-root, read-only.
+                # The py-service image: a Python on the stack's network, as the image's non-root
+                # user, read-only.
                 [
                     "docker",
                     "run",
@@ -82,8 +83,6 @@ def stack() -> Iterator[Stack]:
                     "--ip",
                     STACK.address(WEBHOOK_HOST),
                     "--read-only",
-                    "--user",
-                    "65532:65532",
                     "--cap-drop",
                     "ALL",
                     "--entrypoint",

@@ -1,8 +1,9 @@
-"""The Go tier scaled out, in a real Docker engine: GO_REPLICAS=3 replicas sharing Redis behind
-Nginx (deploy/README.md, "Scaling the Go tier"). Every replica answers /go/time alike within the
-TTL; the fleet fills a key once per TTL under load; a replica killed, the tier scaled 3 -> 5 -> 2,
-and Redis stopped, all under load through Nginx, fail no request; Redis filled past its maxmemory
-keeps the fleet sharing. Its own stack: scaling changes the shape the other stack tests assume.
+"""The Go tier scaled out, in a real Docker engine: STACK_GO_REPLICAS=3 replicas sharing Redis
+behind Nginx (deploy/README.md, "Scaling the Go tier"). Every replica answers /go/time alike
+within the TTL; the fleet fills a key once per TTL under load; a replica killed, the tier scaled
+3 -> 5 -> 2, and Redis stopped, all under load through Nginx, fail no request; Redis filled past
+its maxmemory keeps the fleet sharing. Its own stack: scaling changes the shape the other stack
+tests assume.
 """
 
 import json
@@ -20,7 +21,7 @@ import pytest
 from deploy.stack_harness import LOADGEN, Stack, metric_samples, running
 from tools.testing.python.support import free_port, http_request, wait_until
 
-TTL = 3  # s: GO_CACHE_TTL, short so that a test sees several TTLs
+TTL = 3  # s: STACK_GO_CACHE_TTL, short so that a test sees several TTLs
 REPLICAS = 3
 STACK = Stack(
     project="cache-platform-scale",

@@ -45,15 +45,16 @@ class Stack:
     net: int
     profiles: str = ""
     py_cache_ttl: int = 60
-    # The Go tier: how many replicas `up` starts (GO_REPLICAS) and their cache TTL (GO_CACHE_TTL).
+    # The Go tier: how many replicas `up` starts (STACK_GO_REPLICAS) and their cache TTL
+    # (STACK_GO_CACHE_TTL).
     go_replicas: int = 1
     go_cache_ttl: str = "10s"
-    # How long a replica waits for Redis before it answers without it (GO_REDIS_TIMEOUT).
+    # How long a replica waits for Redis before it answers without it (STACK_GO_REDIS_TIMEOUT).
     go_redis_timeout: str = "50ms"
     # Where Alertmanager delivers; "" keeps compose.yaml's default.
     alert_webhook_url: str = ""
 
-    # Host numbers in the subnet, fixed in compose.yaml (PY_SERVICE_IP).
+    # Host numbers in the subnet, fixed in compose.yaml (STACK_PY_SERVICE_IP).
     PY_SERVICE: ClassVar[int] = 11
     PY_REDIS_SERVICE: ClassVar[int] = 12
     PY_FLASK_SERVICE: ClassVar[int] = 13
@@ -97,27 +98,31 @@ class Stack:
             os.environ,
             COMPOSE_PROJECT_NAME=self.project,
             COMPOSE_PROFILES=self.profiles,
-            NGINX_PORT=str(self.nginx_port),
-            PROMETHEUS_PORT=str(self.prometheus_port),
-            REDIS_VARIANT_PORT=str(self.redis_variant_port),
-            GRAFANA_PORT=str(self.grafana_port),
-            ALERTMANAGER_PORT=str(self.alertmanager_port),
+            STACK_NGINX_PORT=str(self.nginx_port),
+            STACK_PROMETHEUS_PORT=str(self.prometheus_port),
+            STACK_REDIS_VARIANT_PORT=str(self.redis_variant_port),
+            STACK_GRAFANA_PORT=str(self.grafana_port),
+            STACK_ALERTMANAGER_PORT=str(self.alertmanager_port),
             STACK_SUBNET=f"{self.address(0)}/24",
             STACK_IP_RANGE=f"{self.address(128)}/25",
-            GO_REPLICAS=str(self.go_replicas),
-            GO_CACHE_TTL=self.go_cache_ttl,
-            GO_REDIS_TIMEOUT=self.go_redis_timeout,
-            PY_SERVICE_IP=self.address(self.PY_SERVICE),
-            PY_REDIS_SERVICE_IP=self.address(self.PY_REDIS_SERVICE),
-            PY_FLASK_SERVICE_IP=self.address(self.PY_FLASK_SERVICE),
-            PY_CACHE_TTL=str(self.py_cache_ttl),
-            **({"ALERT_WEBHOOK_URL": self.alert_webhook_url} if self.alert_webhook_url else {}),
+            STACK_GO_REPLICAS=str(self.go_replicas),
+            STACK_GO_CACHE_TTL=self.go_cache_ttl,
+            STACK_GO_REDIS_TIMEOUT=self.go_redis_timeout,
+            STACK_PY_SERVICE_IP=self.address(self.PY_SERVICE),
+            STACK_PY_REDIS_SERVICE_IP=self.address(self.PY_REDIS_SERVICE),
+            STACK_PY_FLASK_SERVICE_IP=self.address(self.PY_FLASK_SERVICE),
+            STACK_PY_CACHE_TTL=str(self.py_cache_ttl),
+            **(
+                {"STACK_ALERT_WEBHOOK_URL": self.alert_webhook_url}
+                if self.alert_webhook_url
+                else {}
+            ),
             # compose.yaml refuses to load without these; stack.sh sets its own for `up`, and the
             # tests' own compose commands (ps, stop, start) create no container.
-            ALERT_WEBHOOK_URL_FILE=os.devnull,
+            STACK_ALERT_WEBHOOK_URL_FILE=os.devnull,
             # compose.yaml refuses to start Grafana without one.
-            GRAFANA_ADMIN_PASSWORD=os.environ.get(
-                "GRAFANA_ADMIN_PASSWORD", secrets.token_urlsafe(18)
+            STACK_GRAFANA_ADMIN_PASSWORD=os.environ.get(
+                "STACK_GRAFANA_ADMIN_PASSWORD", secrets.token_urlsafe(18)
             ),
         )
 

@@ -2,10 +2,11 @@
 (kubeconform -strict) and keeps the rules the manifests promise.
 
 The rules, checked on the rendered output (not on the sources): every pod meets the PodSecurity
-"restricted" standard and more (read-only root), has probes on the services' own /healthz and
-/readyz, requests and limits; the ConfigMaps hold byte for byte the Compose stack's files; the
-NetworkPolicies admit only the paths deploy/k8s/base/network-policies.yaml names; the prod render
-names every image as REGISTRY/cache-platform/NAME@DIGEST with the digests Bazel built.
+"restricted" standard and more (read-only root; the user left to the image), has probes on the
+services' own /healthz and /readyz, requests and limits; the ConfigMaps hold byte for byte the
+Compose stack's files; the NetworkPolicies admit only the paths
+deploy/k8s/base/network-policies.yaml names; the prod render names every image as
+REGISTRY/cache-platform/NAME@DIGEST with the digests Bazel built.
 
 Schemas: kubernetes-validate's (PyPI, deploy/k8s/requirements_lock.txt) reference their shared
 definitions by an https $id, which kubeconform would fetch; this test writes, for each kind it
@@ -41,6 +42,8 @@ GO_TOOLS = os.environ["GO_TOOLS"].split()
 RENDER_SH = os.environ["RENDER_SH"]
 DEPLOY = Path(os.environ["DEPLOY_DIR"])
 PINS = os.environ["PINS"].split()
+# Who a pod runs as: left to the image's User (numeric, so that runAsNonRoot can be checked).
+USER_FIELDS = {"runAsUser", "runAsGroup", "fsGroup", "supplementalGroups"}
 
 
 def tools_dir() -> Path:
@@ -205,12 +208,14 @@ def test_pods_meet_restricted_and_read_only_root(k8s: Rendered, overlay: str) ->
     for name, spec in pod_specs(docs(k8s.rendered[overlay])).items():
         pod = spec["securityContext"]
         assert pod["runAsNonRoot"] is True, name
-        assert pod.get("runAsUser") != 0, name
+        # The user is the image's (tools/rules/oci/base/nonroot.bzl): not repeated here.
+        assert not USER_FIELDS & pod.keys(), (name, pod)
         assert pod["seccompProfile"] == {"type": "RuntimeDefault"}, name
         for volume in spec.get("volumes", []):
             assert {"configMap", "emptyDir"} & volume.keys(), (name, volume)
         for c in spec["containers"]:
             sc = c["securityContext"]
+            assert not USER_FIELDS & sc.keys(), (name, sc)
             assert sc["allowPrivilegeEscalation"] is False, name
             assert sc["readOnlyRootFilesystem"] is True, name
             assert sc["capabilities"] == {"drop": ["ALL"]}, name

@@ -89,8 +89,8 @@ def published_url(published: str) -> str:
     """ "nginx:/path" -> Nginx's published port on loopback (compose.yaml's variables, defaults)."""
     origin, path = published.split(":", 1)
     port = {
-        "nginx": os.environ.get("NGINX_PORT", "80"),
-        "redis": os.environ.get("REDIS_VARIANT_PORT", "8001"),
+        "nginx": os.environ.get("STACK_NGINX_PORT", "80"),
+        "redis": os.environ.get("STACK_REDIS_VARIANT_PORT", "8001"),
     }[origin]
     return f"http://127.0.0.1:{port}{path}"
 
@@ -102,7 +102,7 @@ class Stack:
         self.client = client
         self.project = project
         found = client.containers.list(filters={"label": f"com.docker.compose.project={project}"})
-        # A service may run several replicas (GO_REPLICAS): its CPU time is theirs together.
+        # A service may run several replicas (STACK_GO_REPLICAS): its CPU time is theirs together.
         self.services: dict[str, list[Container]] = {}
         for container in found:
             service = container.labels["com.docker.compose.service"]

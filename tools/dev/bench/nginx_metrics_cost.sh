@@ -15,10 +15,13 @@
 # Needs root (nsenter, the cgroup tree) and wrk; sends traffic only to the containers it starts.
 set -euo pipefail
 tag="${1:-dev}" seconds="${2:-5}" connections="${3:-50}" path="${4:-/bench/ceiling}"
-export DOCKER_HOST="${DOCKER_HOST:-unix://$HOME/.cache/cache-platform/sid-bazel-7.7.1/run/docker.sock}"
+# The engine tools/bazel's chroot runs (tools/bazel names the chroot after .bazelversion).
+workspace="$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd -P)"
+export DOCKER_HOST="${DOCKER_HOST:-unix://$HOME/.cache/cache-platform/sid-bazel-$(<"$workspace/.bazelversion")/run/docker.sock}"
 command -v wrk >/dev/null || { echo "wrk is missing: apt-get install wrk" >&2; exit 1; }
 net=cache-platform-metrics-cost prefix=10.213.99
-hardening=(--read-only --cap-drop ALL --security-opt no-new-privileges:true --user 65532:65532)
+# As compose.yaml: each image's own non-root user, no root filesystem to write, no capabilities.
+hardening=(--read-only --cap-drop ALL --security-opt no-new-privileges:true)
 
 cleanup() {
   docker rm --force mc-go mc-mtail mc-nginx >/dev/null 2>&1 || true
@@ -37,7 +40,7 @@ if docker image inspect "cache-platform/mtail:$tag" >/dev/null 2>&1; then
 fi
 docker run --detach "${hardening[@]}" --name mc-nginx --network "$net" --ip "$prefix.13" \
   --cpus 1 --memory 192m --tmpfs /tmp:size=64m,mode=1777 \
-  --tmpfs /var/cache/nginx:size=128m,mode=0755,uid=65532,gid=65532 \
+  --tmpfs /var/cache/nginx:size=128m,mode=1777 \
   --add-host "go-service:$prefix.10" --add-host "py-service:$prefix.11" \
   --add-host "mtail:$prefix.12" "cache-platform/nginx:$tag" >/dev/null
 

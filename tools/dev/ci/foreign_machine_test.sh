@@ -26,14 +26,7 @@ export HOME="${HOME:-$tmp}"
 
 # The mirror the workflow would take from the repository variable: here, the one this machine's apt
 # sources name (or DEBIAN_MIRROR), read before the namespace hides them.
-mirror="${DEBIAN_MIRROR:-$(
-  {
-    awk 'tolower($1)=="uris:" {for (i=2;i<=NF;i++) print $i}' /etc/apt/sources.list.d/*.sources 2>/dev/null
-    awk '$1=="deb" {for (i=2;i<=NF;i++) if ($i ~ /^[a-z]+:\/\//) {print $i; break}}' \
-      /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null
-  } | grep -E '/debian/?$' | head -n 1 || true
-)}"
-[[ -n "$mirror" ]] || fail "no Debian mirror: set DEBIAN_MIRROR (as the workflow does) or name one in the apt sources"
+mirror="$("$runfiles/tools/rules/debian/mirror.sh" 2>&1)" || fail "$mirror"
 
 clone="$tmp/ws"
 rm -rf "$clone"

@@ -5,8 +5,7 @@
                                                    # NAME in
 
 The mirror is never written anywhere: it comes from $DEBIAN_MIRROR, else from the machine's apt
-sources (deb822 `URIs:` in /etc/apt/sources.list.d/*.sources, then `deb` lines in
-/etc/apt/sources.list and /etc/apt/sources.list.d/*.list): the first URI whose path ends in /debian.
+sources (mirror.sh beside this file says how; tools/bazel and the repository rules run it too).
 
 Trust chain: InRelease is checked against /usr/share/keyrings/debian-archive-keyring.gpg with gpgv
 (or sqv, which Debian's apt now uses) when one of them and the keyring exist; Packages.xz is checked
@@ -27,7 +26,6 @@ against the versions they really have.
 from __future__ import annotations
 
 import argparse
-import glob
 import hashlib
 import json
 import lzma
@@ -61,61 +59,19 @@ def workspace_dir() -> Path:
     """tools/rules/debian in the source tree, also under `bazel run` (which sets the variable)."""
     root = os.environ.get("BUILD_WORKSPACE_DIRECTORY")
     if root:
-        return Path(root) / "tools" / "debian"
+        return Path(root) / "tools" / "rules" / "debian"
     return HERE
 
 
-def apt_source_uris(etc_apt: Path = Path("/etc/apt")) -> list[str]:
-    """Every `deb` URI of the apt sources, deb822 files first, in file order."""
-    uris: list[str] = []
-    for path in sorted(glob.glob(str(etc_apt / "sources.list.d" / "*.sources"))):
-        for stanza in re.split(r"\n\s*\n", _read_text(Path(path))):
-            fields: dict[str, str] = {}
-            for line in stanza.splitlines():
-                if line.startswith("#") or ":" not in line or line[:1].isspace():
-                    continue
-                key, _, value = line.partition(":")
-                fields[key.strip().lower()] = value.strip()
-            if fields.get("enabled", "yes").lower() == "no":
-                continue
-            if "deb" not in fields.get("types", "deb").split():
-                continue
-            uris.extend(fields.get("uris", "").split())
-    lists = [etc_apt / "sources.list"]
-    lists += [Path(p) for p in sorted(glob.glob(str(etc_apt / "sources.list.d" / "*.list")))]
-    for path in lists:
-        for line in _read_text(path).splitlines():
-            words = line.split("#", 1)[0].split()
-            if not words or words[0] != "deb":
-                continue
-            rest = words[1:]
-            if rest and rest[0].startswith("["):  # [ options ]
-                while rest and not rest[0].endswith("]"):
-                    rest = rest[1:]
-                rest = rest[1:]
-            if rest:
-                uris.append(rest[0])
-    return uris
-
-
-def _read_text(path: Path) -> str:
-    try:
-        return path.read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return ""
-
-
-def find_mirror() -> str:
-    env = os.environ.get("DEBIAN_MIRROR", "").strip()
-    if env:
-        return env.rstrip("/")
-    for uri in apt_source_uris():
-        if re.match(r"^[a-z+]+://", uri) and uri.rstrip("/").endswith("/debian"):
-            return uri.rstrip("/")
-    raise LockError(
-        "found no Debian mirror in /etc/apt/sources.list{,.d/}: "
-        "set DEBIAN_MIRROR to one (a URL ending in /debian)"
+def find_mirror(etc_apt: Path = Path("/etc/apt")) -> str:
+    """The Debian mirror's URL, as mirror.sh finds it: $DEBIAN_MIRROR, else the apt sources in
+    etc_apt. LockError with mirror.sh's one line when there is none."""
+    result = subprocess.run(  # noqa: S603 (our own script)
+        [HERE / "mirror.sh", etc_apt], capture_output=True, text=True, check=False
     )
+    if result.returncode != 0:
+        raise LockError(result.stderr.strip() or f"mirror.sh failed ({result.returncode})")
+    return result.stdout.strip()
 
 
 def fetch(url: str) -> bytes:

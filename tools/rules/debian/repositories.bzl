@@ -14,77 +14,29 @@ Targets: `:tars` and `:debs` (filegroups in lock order), every file by name (exp
 `debian_tree` (below) unpacks some sets into one filesystem tree instead, for a build tool run from
 the locked packages: the build's Python (@python3_13, tools/rules/python).
 
-The mirror is never stored: $DEBIAN_MIRROR, else the first `/debian` URI of the apt sources of
-the machine Bazel runs on (inside tools/bazel's chroot, /etc/apt/sources.list). It is only where
-files are fetched from; what is fetched is pinned by sha256, and Bazel's repository cache serves
-a file it already has without asking any mirror.
+The mirror is never stored: mirror.sh finds it, $DEBIAN_MIRROR, else the first `/debian` URI of
+the apt sources of the machine Bazel runs on (inside tools/bazel's chroot, /etc/apt/sources.list).
+It is only where files are fetched from; what is fetched is pinned by sha256, and Bazel's
+repository cache serves a file it already has without asking any mirror.
 """
 
-_SOURCES_DIR = "/etc/apt/sources.list.d"
-
-def _words(text):
-    """Python's str.split() without arguments, which Starlark lacks."""
-    return [w for w in text.replace("\t", " ").split(" ") if w]
-
-def _deb822_uris(text):
-    uris = []
-    for stanza in text.replace("\r", "").split("\n\n"):
-        fields = {}
-        for line in stanza.split("\n"):
-            if not line or line.startswith("#") or line[0] in " \t" or ":" not in line:
-                continue
-            key, _, value = line.partition(":")
-            fields[key.strip().lower()] = value.strip()
-        if fields.get("enabled", "yes").lower() == "no":
-            continue
-        if "deb" not in _words(fields.get("types", "deb")):
-            continue
-        uris.extend(_words(fields.get("uris", "")))
-    return uris
-
-def _one_line_uris(text):
-    uris = []
-    for line in text.split("\n"):
-        words = _words(line.split("#", 1)[0])
-        if not words or words[0] != "deb":
-            continue
-        rest = words[1:]
-        if rest and rest[0].startswith("["):  # [ options ]
-            for i, word in enumerate(rest):
-                if word.endswith("]"):
-                    rest = rest[i + 1:]
-                    break
-        if rest:
-            uris.append(rest[0])
-    return uris
-
 def find_mirror(ctx):
-    """The Debian mirror: $DEBIAN_MIRROR, else the apt sources (the same rules as lock.py).
+    """The Debian mirror: mirror.sh's answer ($DEBIAN_MIRROR, else the machine's apt sources).
 
     Args:
       ctx: the repository_ctx.
 
     Returns:
-      The mirror's URL, without a trailing slash.
+      The mirror's URL, without a trailing slash. Fails with mirror.sh's one line without one.
     """
-    env = ctx.os.environ.get("DEBIAN_MIRROR", "").strip()
-    if env:
-        return env.rstrip("/")
-    uris = []
-    sources_dir = ctx.path(_SOURCES_DIR)
-    entries = sorted([str(p) for p in sources_dir.readdir()]) if sources_dir.exists else []
-    for path in entries:
-        if path.endswith(".sources"):
-            uris.extend(_deb822_uris(ctx.read(path)))
-    for path in ["/etc/apt/sources.list"] + [p for p in entries if p.endswith(".list")]:
-        if ctx.path(path).exists:
-            uris.extend(_one_line_uris(ctx.read(path)))
-    for uri in uris:
-        uri = uri.rstrip("/")
-        if "://" in uri and uri.endswith("/debian"):
-            return uri
-    fail("debian_package_set: found no Debian mirror in /etc/apt/sources.list{,.d/}: set " +
-         "DEBIAN_MIRROR to one (a URL ending in /debian).")
+    result = ctx.execute(
+        [ctx.path(Label("//tools/rules/debian:mirror.sh"))],
+        environment = {"DEBIAN_MIRROR": ctx.os.environ.get("DEBIAN_MIRROR", "")},
+        quiet = True,
+    )
+    if result.return_code != 0:
+        fail("debian_package_set: " + result.stderr.strip())
+    return result.stdout.strip()
 
 def _basename(filename):
     base = filename.rpartition("/")[2]

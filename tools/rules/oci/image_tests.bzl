@@ -1,8 +1,10 @@
 """Tests of one oci_image: its structure (no engine needed) and a smoke run in Docker."""
 
+load("//tools/rules/oci/base:nonroot.bzl", "NONROOT_USER")
 load("//tools/rules/python:pytest.bzl", "pytest_test")
 
 def image_structure_test(name, image, entrypoint, expect_files = [], forbid_files = [], **kwargs):
+    """Checks `image`'s entrypoint, user (NONROOT_USER), file owners, setuid bits, CAs and paths."""
     pytest_test(
         name = name,
         size = "small",
@@ -13,6 +15,7 @@ def image_structure_test(name, image, entrypoint, expect_files = [], forbid_file
             "FORBID_FILES": json.encode(forbid_files),
             "IMAGE": "$(rootpath %s)" % image,
             "OCITOOL": "$(rootpath %s)" % Label("//tools/rules/oci/cmd/ocitool"),
+            "IMAGE_USER": NONROOT_USER,
         },
         data = [
             image,

@@ -1,11 +1,12 @@
 """Structure test of one OCI image, from its config and layer listing (`ocitool inspect`).
 
 Plays the part of container-structure-test, which no registry reachable here carries: checks the
-entrypoint, that the user is not root, that no file is setuid or setgid, and which paths must or
+entrypoint, that the user is $IMAGE_USER (the nonroot user, tools/rules/oci/base/nonroot.bzl) and
+owns every file root does not, that no file is setuid or setgid, and which paths must or
 must not exist in the image's final filesystem.
 
 Inputs, from image_structure_test (tools/rules/oci/image_tests.bzl), in the environment: OCITOOL and
-IMAGE (paths), ENTRYPOINT, EXPECT_FILES and FORBID_FILES (JSON arrays).
+IMAGE (paths), IMAGE_USER (UID:GID), ENTRYPOINT, EXPECT_FILES and FORBID_FILES (JSON arrays).
 """
 
 import json
@@ -93,6 +94,21 @@ def test_user_is_not_root(image: Image) -> None:
     user = image.config.get("User", "")
     assert user, "no user set: the image would run as root"
     assert user.split(":")[0] not in ("0", "root")
+
+
+def test_user_is_the_nonroot_user(image: Image) -> None:
+    # Numeric, as Kubernetes' runAsNonRoot needs to check it without the image's passwd.
+    assert image.config.get("User") == os.environ["IMAGE_USER"]
+
+
+def test_files_are_owned_by_root_or_the_user(image: Image) -> None:
+    uid, gid = (int(n) for n in os.environ["IMAGE_USER"].split(":"))
+    others = {
+        path: (entry["uid"], entry["gid"])
+        for path, entry in image.files.items()
+        if (entry["uid"], entry["gid"]) not in ((0, 0), (uid, gid))
+    }
+    assert others == {}
 
 
 def test_no_setuid_or_setgid_files(image: Image) -> None:

@@ -95,11 +95,11 @@ func TestMainFlow(t *testing.T) {
 		ocitool(t, "layer", "--out", baseLayer, "--tar", pkg, "--file", "etc/passwd="+passwd+":0644",
 			"--exclude", "usr/share/doc/**", "--exclude", "usr/share/man/**", "--exclude", "usr/share/locale/**")
 		ocitool(t, "layer", "--out", appLayer, "--file", "/app/server="+server, "--dir", "/data:0750",
-			"--dir", "/home/nonroot:0700:65532:65532", "--owner", "65532:65532", "--symlink", "usr/local/bin/server=/app/server",
+			"--dir", "/home/nonroot:0700:1001:1001", "--owner", "1001:1001", "--symlink", "usr/local/bin/server=/app/server",
 			"--manifest", manifest, "--exclude", "**/__pycache__/**")
 		baseDir, imgDir := filepath.Join(out, "base"), filepath.Join(out, "img")
 		ocitool(t, "image", "--out", baseDir, "--layer", baseLayer, "--env", "PATH=/usr/bin:/bin", "--env", "LANG=C.UTF-8",
-			"--user", "65532:65532", "--label", "org.opencontainers.image.vendor=cache-platform")
+			"--user", "1001:1001", "--label", "org.opencontainers.image.vendor=cache-platform")
 		digest := ocitool(t, "image", "--out", imgDir, "--base", baseDir, "--layer", appLayer,
 			"--entrypoint", `["/app/server"]`, "--cmd", `["--port","8080"]`, "--env", "PATH=/app:/usr/bin:/bin",
 			"--env", "PYTHONPATH=/app/site-packages", "--workdir", "/app", "--exposed-port", "8080/tcp",
@@ -139,7 +139,7 @@ func TestMainFlow(t *testing.T) {
 		{"entrypoint", slices.Equal(c.Entrypoint, []string{"/app/server"})},
 		{"cmd", slices.Equal(c.Cmd, []string{"--port", "8080"})},
 		{"env merged with the base's", slices.Equal(c.Env, []string{"PATH=/app:/usr/bin:/bin", "LANG=C.UTF-8", "PYTHONPATH=/app/site-packages"})},
-		{"user inherited", c.User == "65532:65532"},
+		{"user inherited", c.User == "1001:1001"},
 		{"workdir", c.WorkingDir == "/app"},
 		{"port", len(c.ExposedPorts) == 1},
 		{"labels merged", c.Labels["org.opencontainers.image.vendor"] == "cache-platform" && c.Labels["org.opencontainers.image.title"] == "server"},
@@ -164,10 +164,10 @@ func TestMainFlow(t *testing.T) {
 		"usr/bin/sg":                          "symlink 777 0:0 newgrp",
 		"etc/passwd":                          "file 644 0:0",
 		"app":                                 "dir 755 0:0",
-		"app/server":                          "file 755 65532:65532",
-		"data":                                "dir 750 65532:65532",
+		"app/server":                          "file 755 1001:1001",
+		"data":                                "dir 750 1001:1001",
 		"home":                                "dir 755 0:0",
-		"home/nonroot":                        "dir 700 65532:65532",
+		"home/nonroot":                        "dir 700 1001:1001",
 		"usr/local/bin/server":                "symlink 777 0:0 /app/server",
 		"app/site-packages/flask/__init__.py": "file 644 0:0",
 		"usr/share/doc/login/copyright":       "",

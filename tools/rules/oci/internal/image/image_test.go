@@ -68,7 +68,7 @@ func symlinkTree(t *testing.T, dir string) string {
 
 func TestBuildIsReproducibleAndInheritsBase(t *testing.T) {
 	baseLayer, appLayer := layerFile(t, "etc/passwd", "root"), layerFile(t, "app", "binary")
-	base, err := Build(nil, Spec{Layers: []string{baseLayer}, Env: []string{"PATH=/bin", "A=1"}, User: "65532"})
+	base, err := Build(nil, Spec{Layers: []string{baseLayer}, Env: []string{"PATH=/bin", "A=1"}, User: "1001"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -110,7 +110,7 @@ func TestBuildIsReproducibleAndInheritsBase(t *testing.T) {
 		t.Fatalf("digests differ: %s vs %s", first, second)
 	}
 	c := report.Config
-	if !slices.Equal(c.Env, []string{"PATH=/bin", "A=2"}) || c.User != "65532" || len(report.Layers) != 2 {
+	if !slices.Equal(c.Env, []string{"PATH=/bin", "A=2"}) || c.User != "1001" || len(report.Layers) != 2 {
 		t.Errorf("base not inherited or env not merged: env=%v user=%q layers=%d", c.Env, c.User, len(report.Layers))
 	}
 	if c.Healthcheck == nil || c.Healthcheck.Test[1] != "/app" {

@@ -235,7 +235,7 @@ func TestFilesDirsSymlinks(t *testing.T) {
 		uid, gid int
 	}{
 		{"/app/server", exe, 0, 0, 0},
-		{"app/data.json", plain, 0, 65532, 65532},
+		{"app/data.json", plain, 0, 1001, 1001},
 		{"etc/app.conf", plain, 0o640, 0, 0},
 		{"opt/skip/x", plain, 0, 0, 0},
 	} {
@@ -246,7 +246,7 @@ func TestFilesDirsSymlinks(t *testing.T) {
 	if err := b.AddFile("x", dir, 0, 0, 0); err == nil {
 		t.Error("want an error adding a directory as a file")
 	}
-	b.AddDir("/home/nonroot", 0o750, 65532, 65532)
+	b.AddDir("/home/nonroot", 0o750, 1001, 1001)
 	b.AddSymlink("usr/bin/python3", "python3.13")
 	got := list(t, b)
 	for _, tc := range []struct {
@@ -257,10 +257,10 @@ func TestFilesDirsSymlinks(t *testing.T) {
 	}{
 		{"app/", tar.TypeDir, 0o755, 0},
 		{"app/server", tar.TypeReg, 0o755, 0},
-		{"app/data.json", tar.TypeReg, 0o644, 65532},
+		{"app/data.json", tar.TypeReg, 0o644, 1001},
 		{"etc/app.conf", tar.TypeReg, 0o640, 0},
 		{"home/", tar.TypeDir, 0o755, 0},
-		{"home/nonroot/", tar.TypeDir, 0o750, 65532},
+		{"home/nonroot/", tar.TypeDir, 0o750, 1001},
 		{"usr/bin/", tar.TypeDir, 0o755, 0},
 		{"usr/bin/python3", tar.TypeSymlink, 0o777, 0},
 	} {
@@ -362,7 +362,7 @@ func TestParse(t *testing.T) {
 		in       string
 		uid, gid int
 		ok       bool
-	}{{"65532:65532", 65532, 65532, true}, {"0:0", 0, 0, true}, {"1000", 0, 0, false}, {"a:b", 0, 0, false}, {"-1:0", 0, 0, false}} {
+	}{{"1001:1001", 1001, 1001, true}, {"0:0", 0, 0, true}, {"1000", 0, 0, false}, {"a:b", 0, 0, false}, {"-1:0", 0, 0, false}} {
 		uid, gid, err := ParseOwner(tc.in)
 		if (err == nil) != tc.ok || uid != tc.uid || gid != tc.gid {
 			t.Errorf("ParseOwner(%q) = %d, %d, %v", tc.in, uid, gid, err)
