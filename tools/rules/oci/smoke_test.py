@@ -63,6 +63,23 @@ class ImageSmokeTest(unittest.TestCase):
         status, body = get(self.base + "/time", accept="application/json")
         self.assertRegex(json.loads(body)["time"], RFC3339)
 
+    def test_healthcheck_passes(self) -> None:
+        # The image's own HEALTHCHECK (exec form: no shell in the image), first run by hand for a
+        # clear error, then as the engine runs it, every Interval: the container turns healthy.
+        config = json.loads(docker("inspect", "--format", "{{json .Config.Healthcheck}}", NAME))
+        test = config["Test"]
+        self.assertEqual(test[0], "CMD", test)
+        run = subprocess.run(["docker", "exec", NAME, *test[1:]], capture_output=True, text=True)
+        self.assertEqual(run.returncode, 0, f"{test[1:]}: {run.stderr}")
+        # Durations are in nanoseconds; the first check runs one Interval after the start.
+        deadline = time.monotonic() + (config["Interval"] + config["Timeout"]) / 1e9 + 10
+        health = ("inspect", "--format", "{{.State.Health.Status}}", NAME)
+        while (status := docker(*health)) != "healthy":
+            if time.monotonic() > deadline:
+                log = docker("inspect", "--format", "{{json .State.Health.Log}}", NAME)
+                raise AssertionError(f"health {status!r}, want healthy; checks: {log}")
+            time.sleep(0.5)
+
     def test_runs_as_nonroot(self) -> None:
         self.assertNotIn(docker("inspect", "--format", "{{.Config.User}}", NAME), ("", "0", "root"))
 

@@ -88,6 +88,19 @@ class ImageStructureTest(unittest.TestCase):
     def test_entrypoint(self) -> None:
         self.assertEqual(self.config.get("Entrypoint"), json.loads(ARGS.entrypoint))
 
+    def test_healthcheck_runs_a_program_the_image_has(self) -> None:
+        # An exec-form HEALTHCHECK (no shell in these images) whose program is missing or not
+        # executable leaves the container "unhealthy" for ever, and nothing else shows why.
+        test = (self.config.get("Healthcheck") or {}).get("Test") or []
+        if not test:
+            self.skipTest("the image has no HEALTHCHECK")
+        self.assertEqual(test[0], "CMD", f"{test}: want the exec form, CMD and a program path")
+        program = resolve(self.files, test[1])
+        self.assertIsNotNone(program, f"{test[1]} (the HEALTHCHECK's program) is not in the image")
+        entry = self.files[program]
+        self.assertEqual(entry.get("type"), "file", f"{program} is not a file")
+        self.assertTrue(int(entry["mode"]) & 0o111, f"{program} is not executable")
+
     def test_user_is_not_root(self) -> None:
         user = self.config.get("User", "")
         self.assertTrue(user, "no user set: the image would run as root")
