@@ -2,7 +2,13 @@
 
 load("@rules_python//python:defs.bzl", "py_test")
 
-def image_structure_test(name, image, entrypoint, expect_files = [], forbid_files = [], **kwargs):
+def image_structure_test(name, image, expect_files = [], forbid_files = [], **kwargs):
+    """Checks `image` from its config and layer listing, with no engine (structure_test.py).
+
+    Every image: a non-root user, no setuid or setgid file, the entrypoint's and the HEALTHCHECK's
+    programs present and executable, the CA bundle where TLS clients look; and `expect_files`
+    present, `forbid_files` absent (absolute paths in the image's final filesystem).
+    """
     py_test(
         name = name,
         size = "small",
@@ -11,7 +17,6 @@ def image_structure_test(name, image, entrypoint, expect_files = [], forbid_file
         args = [
             "--ocitool=$(rootpath %s)" % Label("//tools/rules/oci/cmd/ocitool"),
             "--image=$(rootpath %s)" % image,
-            "--entrypoint='%s'" % json.encode(entrypoint),
         ] + ["--expect-file=" + f for f in expect_files] + ["--forbid-file=" + f for f in forbid_files],
         data = [
             image,

@@ -1,8 +1,8 @@
 """Structure test of one OCI image, from its config and layer listing (`ocitool inspect`).
 
-Plays the part of container-structure-test, which no registry reachable here carries: checks the
-entrypoint, that the user is not root, that no file is setuid or setgid, and which paths must or
-must not exist in the image's final filesystem.
+Plays the part of container-structure-test, which no registry reachable here carries: checks that
+the entrypoint's and the HEALTHCHECK's programs are in the image, that the user is not root, that no
+file is setuid or setgid, and which paths must or must not exist in the image's final filesystem.
 """
 
 import argparse
@@ -19,7 +19,6 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser()
     parser.add_argument("--ocitool", required=True)
     parser.add_argument("--image", required=True)
-    parser.add_argument("--entrypoint", required=True, help="JSON array")
     parser.add_argument("--expect-file", action="append", default=[])
     parser.add_argument("--forbid-file", action="append", default=[])
     return parser.parse_args(argv)
@@ -85,8 +84,20 @@ class ImageStructureTest(unittest.TestCase):
         cls.config = cls.image["config"]
         cls.files = final_filesystem(cls.image["layers"])
 
-    def test_entrypoint(self) -> None:
-        self.assertEqual(self.config.get("Entrypoint"), json.loads(ARGS.entrypoint))
+    def assert_runs(self, program: str, what: str) -> None:
+        """program (an absolute path: exec form, no shell, no PATH lookup) resolves to an
+        executable file of the image."""
+        self.assertTrue(program.startswith("/"), f"{what} {program!r}: want an absolute path")
+        found = resolve(self.files, program)
+        self.assertIsNotNone(found, f"{program} (the {what}) is not in the image")
+        entry = self.files[found]
+        self.assertEqual(entry.get("type"), "file", f"{found} (the {what}) is not a file")
+        self.assertTrue(int(entry["mode"]) & 0o111, f"{found} (the {what}) is not executable")
+
+    def test_entrypoint_runs_a_program_the_image_has(self) -> None:
+        entrypoint = self.config.get("Entrypoint") or []
+        self.assertTrue(entrypoint, "no entrypoint")
+        self.assert_runs(entrypoint[0], "entrypoint")
 
     def test_healthcheck_runs_a_program_the_image_has(self) -> None:
         # An exec-form HEALTHCHECK (no shell in these images) whose program is missing or not
@@ -95,11 +106,7 @@ class ImageStructureTest(unittest.TestCase):
         if not test:
             self.skipTest("the image has no HEALTHCHECK")
         self.assertEqual(test[0], "CMD", f"{test}: want the exec form, CMD and a program path")
-        program = resolve(self.files, test[1])
-        self.assertIsNotNone(program, f"{test[1]} (the HEALTHCHECK's program) is not in the image")
-        entry = self.files[program]
-        self.assertEqual(entry.get("type"), "file", f"{program} is not a file")
-        self.assertTrue(int(entry["mode"]) & 0o111, f"{program} is not executable")
+        self.assert_runs(test[1], "HEALTHCHECK's program")
 
     def test_user_is_not_root(self) -> None:
         user = self.config.get("User", "")
