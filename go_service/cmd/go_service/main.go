@@ -1,6 +1,5 @@
-// Command go_service is the cache platform's Go HTTP service. With -probe
-// URL it instead checks a running instance and exits 0 if it is healthy,
-// which is the healthcheck of the distroless image.
+// Command go_service is the cache platform's Go HTTP service. Its image's
+// healthcheck is the shared probe (tools/rules/oci/probe) on GET /healthz.
 //
 // Exit codes: 0 success, 1 failure, 2 invalid configuration.
 package main
@@ -17,7 +16,6 @@ import (
 	"syscall"
 
 	"cacheplatform/go_service/internal/config"
-	"cacheplatform/go_service/internal/probe"
 	"cacheplatform/go_service/internal/server"
 )
 
@@ -39,14 +37,6 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-
-	if cfg.ProbeURL != "" {
-		if err := probe.Check(ctx, cfg.ProbeURL); err != nil {
-			fmt.Fprintf(stderr, "go_service: probe failed: %v\n", err)
-			return 1
-		}
-		return 0
-	}
 
 	logger := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
 	if err := server.Run(ctx, cfg, logger); err != nil {

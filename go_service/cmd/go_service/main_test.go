@@ -1,19 +1,17 @@
 package main
 
 import (
-	"net/http"
-	"net/http/httptest"
+	"net"
 	"strings"
 	"testing"
 )
 
 func TestRunExitCodes(t *testing.T) {
-	healthy := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
-	defer healthy.Close()
-	unhealthy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		w.WriteHeader(http.StatusServiceUnavailable)
-	}))
-	defer unhealthy.Close()
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
 
 	tests := []struct {
 		name       string
@@ -26,9 +24,9 @@ func TestRunExitCodes(t *testing.T) {
 		{name: "help", args: []string{"-h"}, wantCode: 0, wantStdout: "-cache-ttl"},
 		{name: "bad flag value", args: []string{"-cache-ttl", "forever"}, wantCode: 2, wantStderr: "-cache-ttl"},
 		{name: "bad environment value", env: map[string]string{"LOG_LEVEL": "loud"}, wantCode: 2, wantStderr: "LOG_LEVEL"},
-		{name: "probe healthy", args: []string{"-probe", healthy.URL + "/healthz"}, wantCode: 0},
-		{name: "probe unhealthy", args: []string{"-probe", unhealthy.URL + "/healthz"}, wantCode: 1, wantStderr: "503"},
-		{name: "server cannot listen", args: []string{"-listen", healthy.Listener.Addr().String()},
+		// The image's healthcheck is tools/rules/oci/probe: the service has no probe mode.
+		{name: "no probe mode", args: []string{"-probe", "http://127.0.0.1:8080/healthz"}, wantCode: 2, wantStderr: "-probe"},
+		{name: "server cannot listen", args: []string{"-listen", taken.Addr().String()},
 			wantCode: 1, wantStderr: `"level":"ERROR"`},
 	}
 	for _, tt := range tests {

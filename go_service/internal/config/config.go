@@ -27,7 +27,6 @@ type Config struct {
 	JanitorInterval time.Duration // how often expired entries are swept
 	LogLevel        slog.Level
 	ShutdownTimeout time.Duration // how long in-flight requests may drain
-	ProbeURL        string        // non-empty selects probe mode
 }
 
 // envFallback pairs a flag with the environment variable read when the
@@ -68,7 +67,6 @@ func newFlagSet(cfg *Config) *flag.FlagSet {
 		return err
 	})
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 15*time.Second, "how long in-flight requests may drain on SIGTERM (env SHUTDOWN_TIMEOUT)")
-	fs.StringVar(&cfg.ProbeURL, "probe", "", "probe mode: GET `URL`, exit 0 on a 2xx status and 1 otherwise")
 	return fs
 }
 
@@ -149,11 +147,6 @@ func (c Config) validate() error {
 	}
 	if c.CacheMaxEntries <= 0 {
 		errs = append(errs, fmt.Errorf("-cache-max-entries must be positive, got %d", c.CacheMaxEntries))
-	}
-	if c.ProbeURL != "" {
-		if u, err := url.Parse(c.ProbeURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			errs = append(errs, fmt.Errorf("-probe %q: want an absolute http or https URL", c.ProbeURL))
-		}
 	}
 	return errors.Join(errs...)
 }

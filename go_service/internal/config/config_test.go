@@ -67,11 +67,6 @@ func TestParse(t *testing.T) {
 			name: "empty environment variable means unset",
 			env:  map[string]string{"CACHE_TTL": ""},
 		},
-		{
-			name: "probe mode",
-			args: []string{"-probe", "http://127.0.0.1:8080/healthz"},
-			want: func(c *Config) { c.ProbeURL = "http://127.0.0.1:8080/healthz" },
-		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -107,8 +102,6 @@ func TestParseRejectsBadValues(t *testing.T) {
 		{name: "unknown log level", args: []string{"-log-level", "verbose"}, wantErr: "want debug, info, warn or error"},
 		{name: "unknown log level env", env: map[string]string{"LOG_LEVEL": "trace"}, wantErr: "LOG_LEVEL"},
 		{name: "listen without port", args: []string{"-listen", "localhost"}, wantErr: "-listen"},
-		{name: "relative probe url", args: []string{"-probe", "/healthz"}, wantErr: "-probe"},
-		{name: "probe url with other scheme", args: []string{"-probe", "ftp://host/x"}, wantErr: "-probe"},
 		{name: "L1 TTL above the shared TTL", args: []string{"-cache-ttl=5s", "-cache-l1-ttl=6s"}, wantErr: "-cache-l1-ttl 6s must not exceed -cache-ttl 5s"},
 		{name: "unknown backend", env: map[string]string{"CACHE_BACKEND": "memcached"}, wantErr: `-cache-backend "memcached"`},
 		{name: "redis without url", args: []string{"-cache-backend=redis"}, wantErr: "-redis-url"},

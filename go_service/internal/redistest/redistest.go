@@ -8,7 +8,6 @@
 package redistest
 
 import (
-	"context"
 	"fmt"
 	"net"
 	"os/exec"
@@ -16,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"cacheplatform/go_service/internal/polltest"
 )
 
 // Server is one redis-server process on 127.0.0.1:Port.
@@ -39,8 +40,8 @@ func Start(t testing.TB, extraArgs ...string) *Server {
 		t.Skip("redis-server is not on PATH (Debian: apt-get install redis-server)")
 	}
 	s := &Server{t: t, executable: executable, dir: t.TempDir(), extraArgs: extraArgs, Port: freePort(t)}
+	t.Cleanup(s.Kill) // before start: a server that never answers is killed too
 	s.start()
-	t.Cleanup(s.Kill)
 	return s
 }
 
@@ -107,31 +108,14 @@ func (s *Server) start() {
 		s.t.Fatalf("starting redis-server: %v", err)
 	}
 	s.cmd = cmd
-	if err := s.waitUntilAnswering(10 * time.Second); err != nil {
-		s.Kill()
-		s.t.Fatal(err)
-	}
+	polltest.Until(s.t, 10*time.Second, "redis-server on "+s.Addr()+" to answer PING", func() bool {
+		return ping(s.Addr()) == nil
+	})
 }
 
-// waitUntilAnswering sends PING until the server answers +PONG.
-func (s *Server) waitUntilAnswering(limit time.Duration) error {
-	ctx, cancel := context.WithTimeout(context.Background(), limit)
-	defer cancel()
-	for {
-		if ping(ctx, s.Addr()) == nil {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("redis-server on %s did not answer PING within %s", s.Addr(), limit)
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
-}
-
-func ping(ctx context.Context, addr string) error {
-	var d net.Dialer
-	conn, err := d.DialContext(ctx, "tcp", addr)
+// ping sends PING and wants +PONG, within a second.
+func ping(addr string) error {
+	conn, err := net.DialTimeout("tcp", addr, time.Second)
 	if err != nil {
 		return err
 	}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"cacheplatform/go_service/internal/config"
+	"cacheplatform/go_service/internal/polltest"
 	"cacheplatform/go_service/internal/redistest"
 )
 
@@ -38,18 +39,6 @@ func listen(t *testing.T) net.Listener {
 		t.Fatal(err)
 	}
 	return ln
-}
-
-// waitFor polls cond: the server's shutdown progress has no other signal.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond)
-	}
 }
 
 func refusesConnections(addr string) func() bool {
@@ -102,7 +91,7 @@ func TestServeHTTPDrainsInFlightRequests(t *testing.T) {
 	}
 
 	cancel()
-	waitFor(t, "shutdown to close the listener", refusesConnections(addr))
+	polltest.Until(t, 5*time.Second, "shutdown to close the listener", refusesConnections(addr))
 	if ready.Load() {
 		t.Error("still ready while draining")
 	}
@@ -151,7 +140,7 @@ func TestServeHTTPAnswersARequestOnAnIdleKeepAliveConnectionWhileDraining(t *tes
 	}
 
 	cancel()
-	waitFor(t, "the stop to close the listener", refusesConnections(addr))
+	polltest.Until(t, 5*time.Second, "the stop to close the listener", refusesConnections(addr))
 	time.Sleep(100 * time.Millisecond) // the connection has been idle since the stop began
 
 	resp, body, err := ask()

@@ -15,6 +15,7 @@ import (
 
 	"cacheplatform/go_service/internal/cache"
 	"cacheplatform/go_service/internal/clocktest"
+	"cacheplatform/go_service/internal/polltest"
 	"cacheplatform/go_service/internal/redistest"
 )
 
@@ -228,7 +229,7 @@ func TestRedisKilledAndRestarted(t *testing.T) {
 	}
 
 	srv.Restart()
-	waitFor(t, "replica A to reach Redis again", func() bool {
+	polltest.Until(t, 10*time.Second, "replica A to reach Redis again", func() bool {
 		before := a.Stats().Errors
 		_, _, err := a.Load(t.Context(), "k3", fills.fill)
 		return err == nil && a.Stats().Errors == before
@@ -390,15 +391,4 @@ func infoField(t *testing.T, c *redis.Client, section, field string) string {
 	}
 	t.Fatalf("INFO %s has no %s", section, field)
 	return ""
-}
-
-func waitFor(t *testing.T, what string, ok func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !ok() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 }

@@ -79,7 +79,7 @@ oci_image = rule(
         "workdir": attr.string(),
         "exposed_ports": attr.string_list(doc = "Like \"8080/tcp\"."),
         "labels": attr.string_dict(),
-        "healthcheck": attr.string_list(doc = "Docker HEALTHCHECK test, e.g. [\"CMD\", \"/app\", \"-probe\", \"...\"]."),
+        "healthcheck": attr.string_list(doc = "Docker HEALTHCHECK test, e.g. [\"CMD\", \"/usr/local/bin/probe\", \"http://127.0.0.1:8080/healthz\"]."),
         "_ocitool": attr.label(default = _OCITOOL, executable = True, cfg = "exec"),
         "_linux": attr.label(default = "@platforms//os:linux"),
         "_x86_64": attr.label(default = "@platforms//cpu:x86_64"),

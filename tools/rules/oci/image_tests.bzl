@@ -3,14 +3,19 @@
 load("//tools/rules/oci/base:nonroot.bzl", "NONROOT_USER")
 load("//tools/rules/python:pytest.bzl", "pytest_test")
 
-def image_structure_test(name, image, entrypoint, expect_files = [], forbid_files = [], **kwargs):
-    """Checks `image`'s entrypoint, user (NONROOT_USER), file owners, setuid bits, CAs and paths."""
+def image_structure_test(name, image, expect_files = [], forbid_files = [], **kwargs):
+    """Checks `image` from its config and layer listing, with no engine (structure_test.py).
+
+    Every image: the user NONROOT_USER, which owns every file root does not; no setuid or setgid
+    file; the entrypoint's and the HEALTHCHECK's programs present and executable; the CA bundle
+    where TLS clients look; and `expect_files` present, `forbid_files` absent (absolute paths in
+    the image's final filesystem).
+    """
     pytest_test(
         name = name,
         size = "small",
         srcs = [Label("//tools/rules/oci:structure_test.py")],
         env = {
-            "ENTRYPOINT": json.encode(entrypoint),
             "EXPECT_FILES": json.encode(expect_files),
             "FORBID_FILES": json.encode(forbid_files),
             "IMAGE": "$(rootpath %s)" % image,

@@ -73,5 +73,23 @@ def test_time_text_and_json(base: str) -> None:
     assert RFC3339.search(json.loads(body)["time"])
 
 
+def test_healthcheck_passes(base: str) -> None:
+    # The image's own HEALTHCHECK (exec form: no shell in the image), first run by hand for a
+    # clear error, then as the engine runs it, every Interval: the container turns healthy.
+    config = json.loads(docker("inspect", "--format", "{{json .Config.Healthcheck}}", NAME))
+    test = config["Test"]
+    assert test[0] == "CMD", test
+    run = subprocess.run(["docker", "exec", NAME, *test[1:]], capture_output=True, text=True)
+    assert run.returncode == 0, f"{test[1:]}: {run.stderr}"
+    # Durations are in nanoseconds; the first check runs one Interval after the start.
+    deadline = time.monotonic() + (config["Interval"] + config["Timeout"]) / 1e9 + 10
+    health = ("inspect", "--format", "{{.State.Health.Status}}", NAME)
+    while (status := docker(*health)) != "healthy":
+        if time.monotonic() > deadline:
+            log = docker("inspect", "--format", "{{json .State.Health.Log}}", NAME)
+            raise AssertionError(f"health {status!r}, want healthy; checks: {log}")
+        time.sleep(0.5)
+
+
 def test_runs_as_nonroot(base: str) -> None:
     assert docker("inspect", "--format", "{{.Config.User}}", NAME) not in ("", "0", "root")

@@ -1,12 +1,12 @@
 """Structure test of one OCI image, from its config and layer listing (`ocitool inspect`).
 
-Plays the part of container-structure-test, which no registry reachable here carries: checks the
-entrypoint, that the user is $IMAGE_USER (the nonroot user, tools/rules/oci/base/nonroot.bzl) and
-owns every file root does not, that no file is setuid or setgid, and which paths must or
-must not exist in the image's final filesystem.
+Plays the part of container-structure-test, which no registry reachable here carries: checks that
+the entrypoint's and the HEALTHCHECK's programs are in the image, that the user is $IMAGE_USER (the
+nonroot user, tools/rules/oci/base/nonroot.bzl) and owns every file root does not, that no file is
+setuid or setgid, and which paths must or must not exist in the image's final filesystem.
 
 Inputs, from image_structure_test (tools/rules/oci/image_tests.bzl), in the environment: OCITOOL and
-IMAGE (paths), IMAGE_USER (UID:GID), ENTRYPOINT, EXPECT_FILES and FORBID_FILES (JSON arrays).
+IMAGE (paths), IMAGE_USER (UID:GID), EXPECT_FILES and FORBID_FILES (JSON arrays).
 """
 
 import json
@@ -86,8 +86,31 @@ def image() -> Image:
     return Image(inspected["config"], final_filesystem(inspected["layers"]))
 
 
-def test_entrypoint(image: Image) -> None:
-    assert image.config.get("Entrypoint") == json.loads(os.environ["ENTRYPOINT"])
+def assert_runs(image: Image, program: str, what: str) -> None:
+    """program (an absolute path: exec form, no shell, no PATH lookup) resolves to an executable
+    file of the image."""
+    assert program.startswith("/"), f"{what} {program!r}: want an absolute path"
+    found = resolve(image.files, program)
+    assert found is not None, f"{program} (the {what}) is not in the image"
+    entry = image.files[found]
+    assert entry.get("type") == "file", f"{found} (the {what}) is not a file"
+    assert int(entry["mode"]) & 0o111, f"{found} (the {what}) is not executable"
+
+
+def test_entrypoint_runs_a_program_the_image_has(image: Image) -> None:
+    entrypoint = image.config.get("Entrypoint") or []
+    assert entrypoint, "no entrypoint"
+    assert_runs(image, entrypoint[0], "entrypoint")
+
+
+def test_healthcheck_runs_a_program_the_image_has(image: Image) -> None:
+    # An exec-form HEALTHCHECK (no shell in these images) whose program is missing or not
+    # executable leaves the container "unhealthy" for ever, and nothing else shows why.
+    test = (image.config.get("Healthcheck") or {}).get("Test") or []
+    if not test:
+        pytest.skip("the image has no HEALTHCHECK")
+    assert test[0] == "CMD", f"{test}: want the exec form, CMD and a program path"
+    assert_runs(image, test[1], "HEALTHCHECK's program")
 
 
 def test_user_is_not_root(image: Image) -> None:

@@ -251,7 +251,7 @@ func imageCmd(args []string, stdout, stderr io.Writer) error {
 	base := fs.String("base", "", "OCI image layout (of this tool) to build on; default: an empty image")
 	entrypoint := fs.String("entrypoint", "", `JSON array, e.g. ["/app/server"]`)
 	cmd := fs.String("cmd", "", "JSON array")
-	healthcheck := fs.String("healthcheck", "", `JSON array: ["CMD","/app","-probe","URL"]; CMD is added if it does not start with CMD, CMD-SHELL or NONE`)
+	healthcheck := fs.String("healthcheck", "", `JSON array: ["CMD","/usr/local/bin/probe","URL"]; CMD is added if it does not start with CMD, CMD-SHELL or NONE`)
 	created := fs.String("created", "", "creation time, RFC 3339 (default: SOURCE_DATE_EPOCH, else 1970-01-01T00:00:00Z)")
 	var spec image.Spec
 	var layers, env, ports, labels list
