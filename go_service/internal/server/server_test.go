@@ -261,6 +261,9 @@ func TestServeSharesThroughRedisAndSurvivesItsLoss(t *testing.T) {
 	cfg := testConfig()
 	cfg.CacheBackend, cfg.RedisURL = config.BackendRedis, srv.URL()
 	cfg.CacheL1TTL = time.Second // so the replicas go back to Redis within the test
+	// A slow answer on a busy machine must not read as Redis being down (each replica would then
+	// compute its own /time); a stopped Redis refuses at once, whatever the bound.
+	cfg.RedisTimeout = time.Second
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 	var bases []string

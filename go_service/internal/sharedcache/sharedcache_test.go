@@ -20,9 +20,14 @@ import (
 )
 
 const (
-	testTTL     = 10 * time.Second
-	testTimeout = 50 * time.Millisecond
-	testLease   = 300 * time.Millisecond
+	testTTL = 10 * time.Second
+	// testTimeout is the production default, for the tests that measure how long a caller waits
+	// with Redis down or paused; sharingTimeout gives Redis room on a busy machine in the tests of
+	// sharing, so that a slow answer (counted as an error, and correctly filled locally) does not
+	// pass for a second fill.
+	testTimeout    = 50 * time.Millisecond
+	sharingTimeout = time.Second
+	testLease      = 300 * time.Millisecond
 )
 
 // newClock starts at the real time: Redis' own PX expiry runs on it.
@@ -31,13 +36,11 @@ func newClock() *clocktest.Clock { return clocktest.New(time.Now()) }
 // replica is one service process's view: its own connection pool to the shared Redis.
 func replica(t *testing.T, srv *redistest.Server, clock *clocktest.Clock) *Tier {
 	t.Helper()
-	return replicaWithTimeout(t, srv, clock, testTimeout)
+	return replicaWithTimeout(t, srv, clock, sharingTimeout)
 }
 
-// replicaWithTimeout is replica with another Redis timeout: tests of sharing
-// under load give Redis room on a busy machine, so that a slow answer
-// (counted as an error, and correctly filled locally) does not pass for a
-// second fill.
+// replicaWithTimeout is replica with the Redis timeout given (testTimeout in
+// the tests that measure how long a caller waits for a Redis that is gone).
 func replicaWithTimeout(t *testing.T, srv *redistest.Server, clock *clocktest.Clock, timeout time.Duration) *Tier {
 	t.Helper()
 	client, err := NewClient(srv.URL(), timeout)
@@ -210,7 +213,7 @@ func TestFleetFillsOnceUnderConcurrentMisses(t *testing.T) {
 func TestRedisKilledAndRestarted(t *testing.T) {
 	srv := redistest.Start(t)
 	clock := newClock()
-	a, b := replica(t, srv, clock), replica(t, srv, clock)
+	a, b := replicaWithTimeout(t, srv, clock, testTimeout), replicaWithTimeout(t, srv, clock, testTimeout)
 	var fills counter
 	if _, _, err := a.Load(t.Context(), "k", fills.fill); err != nil {
 		t.Fatal(err)
@@ -244,7 +247,7 @@ func TestRedisKilledAndRestarted(t *testing.T) {
 // Redis that accepts but never answers (SIGSTOP) delays a request by at most 2 x Timeout.
 func TestPausedRedisBoundsTheWait(t *testing.T) {
 	srv := redistest.Start(t)
-	tier := replica(t, srv, newClock())
+	tier := replicaWithTimeout(t, srv, newClock(), testTimeout)
 	var fills counter
 	if _, _, err := tier.Load(t.Context(), "warm", fills.fill); err != nil { // a pooled connection
 		t.Fatal(err)

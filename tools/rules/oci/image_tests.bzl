@@ -1,4 +1,5 @@
-"""Tests of one oci_image: its structure (no engine needed) and a smoke run in Docker."""
+"""Tests of one oci_image with no engine: its structure and its SBOM (the smoke run in Docker is
+//tools/testing/image:smoke_test.bzl)."""
 
 load("//tools/rules/oci/base:nonroot.bzl", "NONROOT_USER")
 load("//tools/rules/python:pytest.bzl", "pytest_test")
@@ -42,26 +43,6 @@ def image_sbom_test(name, image, sbom, **kwargs):
         data = [
             image,
             sbom,
-        ],
-        **kwargs
-    )
-
-def image_smoke_test(name, loader, repo_tag, port, **kwargs):
-    """Loads the image with `loader` (an oci_load), runs it, and checks /healthz and /time on `port`."""
-    pytest_test(
-        name = name,
-        size = "medium",
-        srcs = [Label("//tools/rules/oci:smoke_test.py")],
-        env = {
-            "LOADER": "$(rootpath %s)" % loader,
-            "PORT": str(port),
-            "TAG": repo_tag,
-        },
-        data = [loader, Label("//tools/rules/docker:engine.sh")],
-        # Unsandboxed: an engine this test may start must outlive it, outside the sandbox.
-        tags = [
-            "no-sandbox",
-            "requires-docker",
         ],
         **kwargs
     )

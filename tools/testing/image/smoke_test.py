@@ -1,7 +1,7 @@
 """Smoke test of one app image in a real Docker engine: load it, run it, ask it for /healthz
 and /time. Starts an engine first if none answers (tools/rules/docker/engine.sh).
 
-Inputs, from image_smoke_test (tools/rules/oci/image_tests.bzl), in the environment: LOADER (the
+Inputs, from image_smoke_test (tools/testing/image/smoke_test.bzl), in the environment: LOADER (the
 image's oci_load), TAG (its repo tag) and PORT (the container port it serves on).
 """
 
@@ -10,10 +10,11 @@ import os
 import re
 import subprocess
 import time
-import urllib.request
 from collections.abc import Iterator
 
 import pytest
+
+from tools.testing.python.support import http_request, wait_until
 
 LOADER, TAG, PORT = os.environ["LOADER"], os.environ["TAG"], os.environ["PORT"]
 NAME = "cache-platform-smoke-" + TAG.split("/")[-1].replace(":", "-")
@@ -24,12 +25,6 @@ def docker(*args: str) -> str:
     return subprocess.run(
         ["docker", *args], check=True, capture_output=True, text=True
     ).stdout.strip()
-
-
-def get(url: str, accept: str = "*/*") -> tuple[int, str]:
-    request = urllib.request.Request(url, headers={"Accept": accept})
-    with urllib.request.urlopen(request, timeout=5) as response:
-        return response.status, response.read().decode()
 
 
 @pytest.fixture(scope="module")
@@ -45,32 +40,30 @@ def base() -> Iterator[str]:
                "--publish", f"127.0.0.1::{PORT}", TAG)  # fmt: skip
         host_port = docker("port", NAME, f"{PORT}/tcp").splitlines()[0].rsplit(":", 1)[1]
         url = f"http://127.0.0.1:{host_port}"
-        # A bounded wait of its own: tools/rules may not depend on tools/testing's support.
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if get(url + "/healthz")[0] == 200:
-                    break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                raise AssertionError("no 200 from /healthz within 30 s:\n" + docker("logs", NAME))
-            time.sleep(0.3)
+
+        def healthy() -> bool:
+            return http_request(url + "/healthz").status == 200
+
+        try:
+            wait_until(healthy, timeout_s=30, interval_s=0.3, what=f"a 200 from {url}/healthz")
+        except TimeoutError as e:
+            raise AssertionError(f"{e}\n" + docker("logs", NAME)) from e
         yield url
     finally:
         subprocess.run(["docker", "rm", "-f", NAME], capture_output=True)
 
 
 def test_healthz(base: str) -> None:
-    assert get(base + "/healthz")[0] == 200
+    assert http_request(base + "/healthz").status == 200
 
 
 def test_time_text_and_json(base: str) -> None:
-    status, body = get(base + "/time")
-    assert status == 200
-    assert RFC3339.search(body.strip())
-    status, body = get(base + "/time", accept="application/json")
-    assert RFC3339.search(json.loads(body)["time"])
+    text = http_request(base + "/time")
+    assert text.status == 200
+    assert RFC3339.search(text.text.strip())
+    answer = http_request(base + "/time", headers={"Accept": "application/json"})
+    assert answer.status == 200
+    assert RFC3339.search(json.loads(answer.text)["time"])
 
 
 def test_healthcheck_passes(base: str) -> None:

@@ -1,0 +1,24 @@
+"""`image_smoke_test`: an app image run in a real Docker engine (smoke_test.py)."""
+
+load("//tools/rules/python:pytest.bzl", "pytest_test")
+
+def image_smoke_test(name, loader, repo_tag, port, **kwargs):
+    """Loads the image with `loader` (an oci_load), runs it, and checks /healthz and /time on `port`."""
+    pytest_test(
+        name = name,
+        size = "medium",
+        srcs = [Label(":smoke_test.py")],
+        env = {
+            "LOADER": "$(rootpath %s)" % loader,
+            "PORT": str(port),
+            "TAG": repo_tag,
+        },
+        data = [loader, Label("//tools/rules/docker:engine.sh")],
+        deps = [Label("//tools/testing/python:support")],
+        # Unsandboxed: an engine this test may start must outlive it, outside the sandbox.
+        tags = [
+            "no-sandbox",
+            "requires-docker",
+        ],
+        **kwargs
+    )
