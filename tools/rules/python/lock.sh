@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Regenerates a hashed lock file from a requirements.in with pip-compile, using the interpreter
 # the build uses (python3.13), so markers and wheels resolve for the Python the tests and images run.
-#   bazel run //py_service:requirements.update
+#   bazel run //:requirements.update
 set -euo pipefail
 readonly PIP_TOOLS_VERSION="7.6.2"
 in_file="$1" lock_file="$2"
