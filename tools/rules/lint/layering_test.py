@@ -8,7 +8,10 @@ targets: it counts with tools/rules. The root package (`//:…`: MODULE.bazel, v
 lint and gazelle aggregators) is the workspace itself and is left out of the graph.
 
 A dependency is any label a BUILD or .bzl file of one area names in another: a `load`, a `deps` or
-`data` entry, `$(rootpath …)`. `visibility` lists are not dependencies and are skipped.
+`data` entry, `$(rootpath …)`. `visibility` lists are not dependencies and are skipped. Scripts
+that call each other by path (tools/bazel running tools/dev/offline/prepare) are not seen: the
+wrapper is the workspace's entry point, outside every area. Beyond cycles, FORBIDDEN and DEV say
+which directions are never allowed.
 The files come as arguments (//:lint_srcs, the test's declared inputs).
 """
 
@@ -24,6 +27,16 @@ import pytest
 # area (see the module docstring).
 SPLIT = ("tools",)
 SAME_AREA = {"platforms": "tools/rules"}
+# Labels that name Bazel's built-in settings, not a directory of the repo.
+BAZEL_PSEUDO_PACKAGES = ("command_line_option", "conditions")
+# Which areas each area may not depend on at all, whatever the graph's cycles: the build rules
+# depend on no other area (every area loads them), the shared test machinery only on the rules, and
+# nothing but the developer tools and the root package depends on the developer tools.
+FORBIDDEN = {
+    "tools/rules": lambda other: True,
+    "tools/testing": lambda other: other != "tools/rules",
+}
+DEV = "tools/dev"
 
 _LABEL = re.compile(r'"@?//([A-Za-z0-9_./-]*)[:"]')
 _VISIBILITY = re.compile(r"visibility\s*=\s*\[[^\]]*\]", re.S)
@@ -33,8 +46,11 @@ Edges = Mapping[str, Mapping[str, set[str]]]
 
 
 def area(package: str) -> str | None:
-    """The area of a package path ("deploy/nginx" -> "deploy"); None for the root package."""
-    parts = [p for p in package.split("/") if p]
+    """The area of a package path ("deploy/nginx" -> "deploy"); None for the root package and
+    for Bazel's own pseudo-packages (`//command_line_option`, `//conditions`)."""
+    parts = [p for p in package.split("/") if p and p != "."]
+    if parts and parts[0] in BAZEL_PSEUDO_PACKAGES:
+        return None
     if not parts:
         return None
     if parts[0] in SPLIT and len(parts) > 1 and "." not in parts[1]:
@@ -87,6 +103,17 @@ def cycles(edges: Edges) -> list[list[str]]:
         if node not in index:
             visit(node)
     return sorted(found)
+
+
+def forbidden(edges: Edges) -> list[str]:
+    """One line per dependency FORBIDDEN or on DEV, naming the files that make it."""
+    found = []
+    for source in sorted(edges):
+        for target in sorted(edges[source]):
+            rule = FORBIDDEN.get(source)
+            if (rule is not None and rule(target)) or (target == DEV and source != DEV):
+                found.append(f"  {source} -> {target}: {', '.join(sorted(edges[source][target]))}")
+    return found
 
 
 def explain(edges: Edges, component: Iterable[str]) -> str:
@@ -157,6 +184,47 @@ def starlark_files(paths: Iterable[str]) -> dict[str, str]:
 )
 def test_cycles_between_areas(files: dict[str, str], want: list[list[str]]) -> None:
     assert cycles(dependencies(files)) == want
+
+
+@pytest.mark.parametrize(
+    ("files", "want"),
+    [
+        pytest.param(
+            {"tools/rules/a/BUILD.bazel": 'data = ["//deploy:x"]'}, 1, id="rules on deploy"
+        ),
+        pytest.param(
+            {"tools/testing/BUILD.bazel": 'data = ["//go_service:x"]'}, 1, id="testing on a product"
+        ),
+        pytest.param(
+            {"tools/testing/BUILD.bazel": 'load("//tools/rules/lint:defs.bzl", "x")'},
+            0,
+            id="testing on rules",
+        ),
+        pytest.param(
+            {"deploy/BUILD.bazel": 'data = ["//tools/dev/bench:x"]'}, 1, id="on dev tools"
+        ),
+        pytest.param(
+            {"tools/dev/ci/BUILD.bazel": 'data = ["//go_service:image"]'}, 0, id="dev on a product"
+        ),
+        pytest.param(
+            {"tools/rules/oci/BUILD.bazel": 'x = {"//command_line_option:platforms": 1}'},
+            0,
+            id="a Bazel setting is not an area",
+        ),
+        pytest.param(
+            {"BUILD.bazel": 'data = ["//tools/dev/bench:x", "//tools/rules/lint:y"]'},
+            0,
+            id="the root package may use anything",
+        ),
+    ],
+)
+def test_forbidden_dependencies(files: dict[str, str], want: int) -> None:
+    assert len(forbidden(dependencies(files))) == want
+
+
+def test_the_repo_has_no_forbidden_dependency() -> None:
+    found = forbidden(dependencies(starlark_files(sys.argv[1:])))
+    assert not found, "dependencies the layering forbids:\n" + "\n".join(found)
 
 
 def test_the_repo_has_no_cycle_between_areas() -> None:
