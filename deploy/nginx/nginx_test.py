@@ -199,14 +199,14 @@ class Nginx:
         """counts() once two scrapes 0.2 s apart agree: Nginx counts a request in its log phase,
         after the response is sent, so a client can have its answer before the count moves (the
         previous test's last request, on a busy machine)."""
-        last = self.counts()
-        for _ in range(25):
-            time.sleep(0.2)
-            now = self.counts()
-            if now == last:
-                return now
-            last = now
-        raise AssertionError("Nginx's counters did not settle within 5 s")
+        scrapes: list[dict[tuple[str, ...], float]] = []
+
+        def settled() -> bool:
+            scrapes.append(self.counts())
+            return len(scrapes) > 1 and scrapes[-1] == scrapes[-2]
+
+        wait_until(settled, timeout_s=5, interval_s=0.2, what="Nginx's counters to settle")
+        return scrapes[-1]
 
 
 @pytest.fixture(scope="module")
