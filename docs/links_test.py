@@ -13,6 +13,12 @@ docs/BUILD.bazel); a directory exists when a file of the tree lies under it. The
     home path, or Bazel's output links (`bazel-bin/...`) are not repo paths;
   * references: every `<path>.md, "<Section>"` in any file of the tree (code comments too) names a
     Markdown file of the tree that holds the section's text;
+  * mentions: every file of the tree (code, comments, go.mod, JSON, YAML, not only Markdown)
+    names only paths and labels that exist: a path that starts with a top-level directory, a
+    label `//pkg:file.ext` (its package, and the file when the target has a source extension),
+    a `//pkg/...` pattern's package, and a bare `name.sh` (some file of the tree is so named, or
+    is its `.tpl`). Files that build made-up trees for their own tests are left out (MADE_UP);
+    paths written at run time are listed in GENERATED;
   * layout: README.md's "Layout" table names every top-level directory and every tools/ group (an
     entry directly under tools/, or, for a directory of directories such as tools/rules, each of
     its directories), and every path it names exists.
@@ -48,6 +54,22 @@ NOT_PATHS = frozenset(
         "container/list",
         "autoscaling/v2",
         "policy/v1",
+    }
+)
+
+# Tests whose cases are made-up trees, not references to this one.
+MADE_UP = frozenset(
+    {
+        "docs/links_test.py",
+        "tools/rules/lint/layering_test.py",
+        "tools/dev/ci/affected_test.sh",
+    }
+)
+# Paths that the tree names but that only exist once something runs.
+GENERATED = frozenset(
+    {
+        "deploy/k8s/clusters/prod/manifests.yaml",  # the CD workflow's render, committed by it
+        "docs/bench/results",  # bench.py's output directory
     }
 )
 
@@ -251,14 +273,56 @@ def layout_problems(tree: Tree, readme: str) -> list[str]:
     return problems
 
 
+SOURCE_EXTENSION = re.compile(r"\.(sh|py|go|bzl|json|ya?ml|conf|lua|md|tpl|txt|toml|mod)$")
+# A placeholder path component, such as OVERLAY in deploy/k8s/overlays/OVERLAY.
+PLACEHOLDER = re.compile(r"(^|/)[A-Z][A-Z_]*(/|$)")
+
+
+def mention_patterns(tree: Tree) -> tuple[re.Pattern[str], re.Pattern[str], re.Pattern[str]]:
+    """Paths under a top-level directory, `//` labels into one, and bare `*.sh` names."""
+    top = "|".join(sorted(re.escape(t) for t in {p.split("/")[0] for p in tree.files if "/" in p}))
+    path = re.compile(rf"(?<![\w./@:$~-])((?:{top})/[\w./-]*[\w/])")
+    label = re.compile(rf"(?<![\w@:/.-])//((?:{top})(?:/[\w.-]+)*)?(?::([\w./+-]*\w))?")
+    bare = re.compile(r"(?<![\w./:$-])([\w-]+\.sh)\b(?![/-])")
+    return path, label, bare
+
+
+def mention_problems(tree: Tree, path: str, text: str) -> list[str]:
+    """Paths, labels and script names in `text` (any file of the tree, at `path`) that the tree
+    does not have."""
+    if path in MADE_UP:
+        return []
+    problems = []
+    path_re, label_re, bare_re = mention_patterns(tree)
+    names = {posixpath.basename(f) for f in tree.files}
+    for match in path_re.finditer(text):
+        named = match[1].rstrip("/.")
+        if not (tree.exists(named) or named in GENERATED or PLACEHOLDER.search(named)):
+            problems.append(f"{path}: names {named}, which is not in the tree")
+    for match in label_re.finditer(text):
+        package, target = (match[1] or "").removesuffix("/..."), match[2]
+        if package and package not in tree.dirs:
+            problems.append(f"{path}: {match[0]}: no package {package}")
+        elif target and SOURCE_EXTENSION.search(target):
+            if posixpath.join(package, target) not in tree.files:
+                problems.append(f"{path}: {match[0]}: no file {target} in //{package}")
+    for match in bare_re.finditer(text):
+        if match[1] not in names and match[1] + ".tpl" not in names:
+            problems.append(f"{path}: names {match[1]}, and no file of the tree is so named")
+    return problems
+
+
 MARKDOWN_CHECKS = {"links": link_problems, "paths": path_problems}
 
 
+WHOLE_TREE_CHECKS = {"references": reference_problems, "mentions": mention_problems}
+
+
 def all_problems(tree: Tree, check: str) -> Iterator[str]:
-    """The problems one check ("links", "paths" or "references") finds in the whole tree."""
-    if check == "references":
+    """The problems one check ("links", "paths", "references" or "mentions") finds in the whole tree."""
+    if check in WHOLE_TREE_CHECKS:
         for path in sorted(tree.files):
-            yield from reference_problems(tree, path, tree.text(path))
+            yield from WHOLE_TREE_CHECKS[check](tree, path, tree.text(path))
         return
     for path in markdown_files(tree):
         yield from MARKDOWN_CHECKS[check](tree, path, tree.text(path))
@@ -278,7 +342,7 @@ def tree() -> Tree:
 # The repository's docs.
 
 
-@pytest.mark.parametrize("check", ["links", "paths", "references"])
+@pytest.mark.parametrize("check", ["links", "paths", "references", "mentions"])
 def test_the_docs_name_only_what_the_tree_has(tree: Tree, check: str) -> None:
     problems = list(all_problems(tree, check))
     assert not problems, "\n".join(problems)
@@ -332,6 +396,29 @@ SMALL = Tree(
 )
 def test_links_and_paths_are_checked(check: str, markdown: str, found: list[str]) -> None:
     problems = MARKDOWN_CHECKS[check](SMALL, "docs/guide.md", markdown)
+    assert len(problems) == len(found), problems
+    for problem, expected in zip(problems, found, strict=True):
+        assert expected in problem
+
+
+@pytest.mark.parametrize(
+    ("text", "found"),
+    [
+        ("see api/openapi.json and tools/rules/oci/ and //tools/testing/cmd/loadgen", []),
+        ('deps = ["//tools/rules/oci:defs.bzl", "//tools/testing/..."]', []),
+        ("//visibility:public //nolint:x https://host/tools/gone x.y/api/gone", []),
+        ("`deploy/k8s/overlays/OVERLAY` $HOME/tools/gone ~/api/gone", []),
+        ("checked by api/metrics_vocabulary_test.py", ["names api/metrics_vocabulary_test.py"]),
+        ("built by //tools/testing/cmd:build.sh", ["no file build.sh in //tools/testing/cmd"]),
+        ("see //tools/gone:x and //tools/...", ["no package tools/gone"]),
+        ("once per machine (controlplane.sh)", ["names controlplane.sh, and no file"]),
+        ("load.sh, from its template", []),
+        ("run.sh, from nowhere", ["names run.sh, and no file"]),
+    ],
+)
+def test_mentions_in_any_file_are_checked(text: str, found: list[str]) -> None:
+    tree = Tree(SMALL.files | {"tools/rules/oci/load.sh.tpl"})
+    problems = mention_problems(tree, "tools/x.go", text)
     assert len(problems) == len(found), problems
     for problem, expected in zip(problems, found, strict=True):
         assert expected in problem

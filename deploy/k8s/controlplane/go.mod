@@ -1,6 +1,6 @@
 // The Kubernetes control plane the //deploy/k8s:control_plane_test runs: kube-apiserver,
 // kube-controller-manager, kube-scheduler and kubectl at one version, and kwok for nodes. Not in
-// go.work: its ~180 modules are built by the go command once per machine (controlplane.sh), not by
+// go.work: its ~180 modules are built by the go command once per machine (deploy/k8s/go_tools.sh), not by
 // Bazel. The replace lines are the staging modules of k8s.io/kubernetes' own go.mod, pinned to
 // the release that matches it.
 module cacheplatform/deploy/k8s/controlplane

@@ -1,6 +1,6 @@
 // kustomize and kubeconform for //deploy/k8s's render and static tests. Not in go.work (their
 // modules would join the services' build list); built once per machine by
-// //deploy/k8s/controlplane:build.sh, like the control plane.
+// deploy/k8s/go_tools.sh, like the control plane.
 module cacheplatform/deploy/k8s/tools
 
 go 1.26.0
