@@ -51,6 +51,7 @@ NOT_PATHS = frozenset(
         "text/plain",
         "application/json",
         "archive/tar",
+        "testing/synctest",
         "container/list",
         "autoscaling/v2",
         "policy/v1",
