@@ -38,6 +38,45 @@ def extract(tars: str, into: Path) -> None:
             archive.extractall(into, filter="fully_trusted")
 
 
+# A test-only location in the public server: Nginx finalizes the request with ?code=, as its own
+# modules do when they refuse one, so every status can be produced on demand.
+STATUS_PROBE = """
+        location = /_test/status {
+            content_by_lua_block { ngx.exit(tonumber(ngx.var.arg_code)) }
+        }
+"""
+# Nginx's internal codes for a bad request (ngx_http_request.h: 494 a header too large, 495-497
+# TLS errors), answered as 400: their built-in pages are titled 400.
+INTERNAL_CODES = {494: 400, 495: 400, 496: 400, 497: 400}
+# A request finalized with 408 gets no answer: Nginx closes the connection (a client that timed
+# out is not written to; ngx_http_finalize_request), whatever error_page says.
+UNANSWERED = {408}
+
+
+def nginx_status_pages(tars: str) -> list[int]:
+    """The statuses Nginx answers with a page of its own: the titles of the pages compiled into
+    its binary ("<title>501 Not Implemented</title>"), read from the package under test, so a
+    newer Nginx with another page fails the tests rather than slipping through."""
+    for path in tars.split():
+        with tarfile.open(path) as archive:
+            try:
+                binary = archive.extractfile("./usr/sbin/nginx")
+            except KeyError:
+                continue
+            assert binary is not None
+            return sorted({int(code) for code in re.findall(rb"<title>(\d{3}) ", binary.read())})
+    raise FileNotFoundError(f"usr/sbin/nginx in none of {tars}")
+
+
+def raw_response(port: int, data: bytes) -> tuple[int, Message, bytes]:
+    """Sends raw bytes, returns Nginx's answer: status, headers, body."""
+    with socket.create_connection(("127.0.0.1", port), timeout=15) as s:
+        s.sendall(data)
+        response = http.client.HTTPResponse(s)
+        response.begin()
+        return response.status, response.msg, response.read()
+
+
 def raw(port: int, data: bytes) -> int:
     """Sends raw bytes, returns the HTTP status Nginx answers with (0: connection closed)."""
     with socket.create_connection(("127.0.0.1", port), timeout=15) as s:
@@ -104,7 +143,9 @@ class Nginx:
             .replace("listen 8080", f"listen 127.0.0.1:{self.port}")
             .replace("listen 8001", f"listen 127.0.0.1:{self.variant_port}")
             .replace("listen 9145", f"listen 127.0.0.1:{self.metrics_port}")
+            .replace("        server_name _;\n", "        server_name _;\n" + STATUS_PROBE, 1)
         )
+        assert STATUS_PROBE in text, "the public server's `server_name _;` line moved"
         (conf / "nginx.conf").write_text(text)
         # The stack's upstreams, with this test's addresses.
         (conf / "upstreams.conf").write_text(
@@ -425,3 +466,62 @@ def test_metrics_stay_exact_under_concurrent_load(nginx: Nginx) -> None:
     with ThreadPoolExecutor(16) as pool:
         sent = sum(pool.map(burst, range(16)))
     assert nginx.counts()[key] - before == sent
+
+
+def assert_plain_text(status: int, headers: Message, body: bytes, want: int) -> None:
+    assert status == want
+    assert headers["Content-Type"] == "text/plain; charset=utf-8", (status, body)
+    # One short line, not Nginx's HTML page.
+    assert body.endswith(b"\n"), body
+    assert body.count(b"\n") == 1, body
+    assert b"<" not in body, body
+
+
+@pytest.mark.parametrize("code", [*nginx_status_pages(ARGS["NGINX_TARS"]), *INTERNAL_CODES])
+def test_every_status_nginx_answers_by_itself_is_plain_text(nginx: Nginx, code: int) -> None:
+    request = f"GET /_test/status?code={code} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    if code in UNANSWERED:
+        with pytest.raises(http.client.RemoteDisconnected):
+            raw_response(nginx.port, request.encode())
+        return
+    status, headers, body = raw_response(nginx.port, request.encode())
+    assert_plain_text(status, headers, body, INTERNAL_CODES.get(code, code))
+    assert body != f"error {code}\n".encode(), "no text for this status in $status_text"
+
+
+# Requests that make Nginx refuse them itself, before or instead of any app: the status each gets.
+REFUSED = {
+    "Transfer-Encoding: gzip": (
+        b"GET /go/ HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n",
+        501,
+    ),
+    "Transfer-Encoding with a control byte": (
+        b"GET /go/ HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\x01\r\n\r\n",
+        501,
+    ),
+    "HTTP/2.0 request line": (b"GET / HTTP/2.0\r\nHost: x\r\n\r\n", 505),
+    "TRACE": (b"TRACE /go/ HTTP/1.1\r\nHost: x\r\n\r\n", 405),
+    "an internal location": (b"GET /_error/ HTTP/1.1\r\nHost: x\r\n\r\n", 404),
+    "oversized header": (BAD_INPUT["oversized header"], 400),
+    "oversized URI": (BAD_INPUT["oversized URI"], 414),
+    "oversized body": (b"POST /go/ HTTP/1.1\r\nHost: x\r\nContent-Length: 20000\r\n\r\n", 413),
+    "garbage": (BAD_INPUT["garbage"], 400),
+}
+
+
+@pytest.mark.parametrize(("data", "status"), REFUSED.values(), ids=REFUSED.keys())
+def test_requests_nginx_refuses_get_plain_text(nginx: Nginx, data: bytes, status: int) -> None:
+    answer = raw_response(nginx.port, data)
+    assert_plain_text(*answer, want=status)
+
+
+def test_a_redirect_keeps_its_location_with_the_plain_text_body(nginx: Nginx) -> None:
+    status, headers, body = raw_response(nginx.port, b"GET /go HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert (status, headers["Location"], body) == (301, "/go/", b"moved permanently\n")
+
+
+def test_a_precondition_on_a_cached_response_fails_in_plain_text(nginx: Nginx) -> None:
+    # Nginx checks If-Match itself on a response it serves from its cache.
+    nginx.stored_entry("/python/static-text")
+    request = b'GET /python/static-text HTTP/1.1\r\nHost: x\r\nIf-Match: "nope"\r\n\r\n'
+    assert_plain_text(*raw_response(nginx.port, request), want=412)
