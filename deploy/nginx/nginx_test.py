@@ -8,6 +8,7 @@ binaries. Only the addresses change: the config's paths and upstreams are rewrit
 import email.utils
 import http.client
 import os
+import random
 import re
 import signal
 import socket
@@ -24,12 +25,16 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from api.metrics_vocabulary import load, openapi_routes, problems
+from py_service.app.go_float import go_float
 from tools.testing.python.support import free_port, http_request, wait_until
 
 # Paths of the programs and files under test, from the BUILD file (env: no shell word splitting).
 ARGS = os.environ
 TMP = Path(os.environ.get("TEST_TMPDIR", "/tmp")) / "nginx-test"
 PY_TTL = 2  # seconds: the app's max-age, which Nginx honours over proxy_cache_valid
+SPEC = load(Path("api/metrics.json"))
+ROUTES = openapi_routes(Path("api/openapi.json"))
 
 
 def extract(tars: str, into: Path) -> None:
@@ -38,11 +43,19 @@ def extract(tars: str, into: Path) -> None:
             archive.extractall(into, filter="fully_trusted")
 
 
-# A test-only location in the public server: Nginx finalizes the request with ?code=, as its own
-# modules do when they refuse one, so every status can be produced on demand.
-STATUS_PROBE = """
+# Test-only locations in the public server. /_test/status: Nginx finalizes the request with
+# ?code=, as its own modules do when they refuse one, so every status can be produced on demand.
+# /_test/number: the metrics' number formatting of each of ?values= (comma-separated).
+TEST_LOCATIONS = """
         location = /_test/status {
             content_by_lua_block { ngx.exit(tonumber(ngx.var.arg_code)) }
+        }
+        location = /_test/number {
+            content_by_lua_block {
+                for value in ngx.var.arg_values:gmatch("[^,]+") do
+                    ngx.say(require("prometheus").number(tonumber(value)))
+                end
+            }
         }
 """
 # Nginx's internal codes for a bad request (ngx_http_request.h: 494 a header too large, 495-497
@@ -143,9 +156,9 @@ class Nginx:
             .replace("listen 8080", f"listen 127.0.0.1:{self.port}")
             .replace("listen 8001", f"listen 127.0.0.1:{self.variant_port}")
             .replace("listen 9145", f"listen 127.0.0.1:{self.metrics_port}")
-            .replace("        server_name _;\n", "        server_name _;\n" + STATUS_PROBE, 1)
+            .replace("        server_name _;\n", "        server_name _;\n" + TEST_LOCATIONS, 1)
         )
-        assert STATUS_PROBE in text, "the public server's `server_name _;` line moved"
+        assert TEST_LOCATIONS in text, "the public server's `server_name _;` line moved"
         (conf / "nginx.conf").write_text(text)
         # The stack's upstreams, with this test's addresses.
         (conf / "upstreams.conf").write_text(
@@ -525,3 +538,32 @@ def test_a_precondition_on_a_cached_response_fails_in_plain_text(nginx: Nginx) -
     nginx.stored_entry("/python/static-text")
     request = b'GET /python/static-text HTTP/1.1\r\nHost: x\r\nIf-Match: "nope"\r\n\r\n'
     assert_plain_text(*raw_response(nginx.port, request), want=412)
+
+
+def test_nginx_metrics_speak_the_vocabulary(nginx: Nginx) -> None:
+    for path in ("/go/time", "/python/time", "/no-such-route"):
+        http_request(nginx.base + path)
+    text = http_request(f"http://127.0.0.1:{nginx.metrics_port}/metrics").text
+    assert problems(SPEC, text, "nginx", ROUTES) == []
+    # The bounds as the strings a query selects them by: {le="0.1"}, not 0.10000000000000001.
+    bounds = re.findall(
+        r'nginx_http_request_duration_seconds_bucket\{service="go",le="([^"]*)"', text
+    )
+    assert bounds == [*SPEC["buckets"]["nginx"], "+Inf"]
+
+
+def test_nginx_writes_numbers_as_the_python_service_does(nginx: Nginx) -> None:
+    # Both write Go's strconv.FormatFloat(v, 'g', -1, 64) (py_service's tests hold go_float to
+    # Go's own output): the same bound is the same le string fleet-wide. Edge cases, then
+    # 300 values spread over 30 orders of magnitude.
+    rng = random.Random(28)
+    values = [
+        *(0.0, 1.0, 10.0, 2.5, 0.0005, 0.0001, 1e-05, 2.5e-05, 100000.0, 123456.7, 1e6),
+        *(1234567.0, 1e100, 0.1 + 0.2, -0.5, 5e-324, 1.7976931348623157e308, float("inf")),
+        # A tie at the 16th digit (Go rounds it to even), and shortest forms that carry.
+        *(709352321340990.25, 1e23, 9.999999999999999e22, 9007199254740993.0, 0.000123),
+        *(rng.uniform(-1, 1) * 10 ** rng.randint(-15, 15) for _ in range(300)),
+    ]
+    query = ",".join(repr(value).replace("inf", "1e999") for value in values)
+    response = http_request(f"{nginx.base}/_test/number?values={query}")
+    assert response.text.splitlines() == [go_float(value) for value in values]
