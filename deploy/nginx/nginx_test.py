@@ -7,6 +7,7 @@ binaries. Only the addresses change: the config's paths and upstreams are rewrit
 
 import email.utils
 import http.client
+import json
 import os
 import random
 import re
@@ -131,6 +132,7 @@ class Nginx:
         self.nginx: subprocess.Popen | None = None
         self.go: Upstream | None = None
         self.py: Upstream | None = None
+        self.stdout_path = TMP / "nginx.stdout"
 
     def start(self) -> None:
         root, conf = TMP / "root", TMP / "conf"
@@ -206,7 +208,8 @@ class Nginx:
                 "daemon off; user root;",
             ],
             env={**os.environ, "LD_LIBRARY_PATH": str(libs)},
-            stdout=subprocess.DEVNULL,
+            # Its access log and the alert notifications (/dev/stdout in the config).
+            stdout=self.stdout_path.open("wb"),
         )
         self.base = f"http://127.0.0.1:{self.port}"
         nginx = self.nginx
@@ -567,3 +570,131 @@ def test_nginx_writes_numbers_as_the_python_service_does(nginx: Nginx) -> None:
     query = ",".join(repr(value).replace("inf", "1e999") for value in values)
     response = http_request(f"{nginx.base}/_test/number?values={query}")
     assert response.text.splitlines() == [go_float(value) for value in values]
+
+
+# ServiceDown's expression as Prometheus links it in each alert.
+GENERATOR_URL = (
+    "http://prometheus:9090/graph?g0.expr=up+%3D%3D+0+or+label_replace%28absent%28up%7Bjob%3D"
+    "%22go-service%22%7D%29%2C+%22instance%22%2C+%22any+replica%22%2C+%22%22%2C+%22%22%29&g0.tab=1"
+)
+
+
+def alert_notification(alerts: int, marker: str) -> dict:
+    """Alertmanager's webhook JSON (version 4) for a group of ServiceDown alerts, one per Go
+    replica, annotated as the stack's rules annotate them; marker tells this test's apart."""
+    instances = [f"10.213.0.{10 + i}:8080" for i in range(alerts)]
+    common = {"alertname": "ServiceDown", "job": "go-service", "severity": "critical"}
+    return {
+        "receiver": "webhook",
+        "status": "firing",
+        "alerts": [
+            {
+                "status": "firing",
+                "labels": {**common, "instance": instance},
+                "annotations": {
+                    "summary": "go-service is down",
+                    "description": f"Prometheus has not scraped {instance} (go-service) for 30 s."
+                    ' Quoted: "\\d", non-ASCII: é ☃, a newline:\nend.',
+                },
+                "startsAt": "2026-12-07T10:00:00.000Z",
+                "endsAt": "0001-01-01T00:00:00Z",
+                "generatorURL": GENERATOR_URL,
+                "fingerprint": f"{i:016x}",
+            }
+            for i, instance in enumerate(instances)
+        ],
+        "groupLabels": {"alertname": "ServiceDown", "job": "go-service"},
+        "commonLabels": common,
+        "commonAnnotations": {"summary": "go-service is down"},
+        "externalURL": "http://alertmanager:9093",
+        "version": "4",
+        "groupKey": f'{{}}:{{alertname="ServiceDown", job="go-service", marker="{marker}"}}',
+        "truncatedAlerts": 0,
+    }
+
+
+def post_alert(
+    nginx: Nginx, body: bytes, connection: http.client.HTTPConnection | None = None
+) -> tuple[int, str]:
+    """POSTs body to the alert receiver as Alertmanager does; returns the status and the text."""
+    connection = connection or http.client.HTTPConnection(
+        "127.0.0.1", nginx.metrics_port, timeout=15
+    )
+    connection.request("POST", "/alerts", body, {"Content-Type": "application/json"})
+    response = connection.getresponse()
+    return response.status, response.read().decode()
+
+
+def logged_notifications(nginx: Nginx) -> list[dict]:
+    """The notifications on Nginx's stdout so far, each line parsed as JSON."""
+    lines = nginx.stdout_path.read_bytes().splitlines()
+    records = [json.loads(line) for line in lines if b'"message":"alert notification"' in line]
+    return [record["notification"] for record in records]
+
+
+def wait_logged(nginx: Nginx, notification: dict) -> None:
+    # The access log is flushed within a second (buffer=32k flush=1s).
+    wait_until(
+        lambda: notification in logged_notifications(nginx),
+        timeout_s=10,
+        interval_s=0.2,
+        what=f"notification {notification['groupKey']} on Nginx's stdout",
+    )
+
+
+# A notification as Alertmanager sends it (compact JSON and a newline), and laid out on lines.
+@pytest.mark.parametrize("layout", ["compact", "indented"])
+@pytest.mark.parametrize("alerts", [1, 3, 5])
+def test_alert_notifications_reach_the_log_whole(nginx: Nginx, alerts: int, layout: str) -> None:
+    sent = alert_notification(alerts, marker=f"whole-{alerts}-{layout}")
+    body = (
+        json.dumps(sent, indent=2) if layout == "indented" else json.dumps(sent) + "\n"
+    ).encode()
+    # Three alerts or more are over the 2,048 bytes Nginx's error log cuts a line at.
+    assert (len(body) > 2048) == (alerts >= 3)
+    assert post_alert(nginx, body) == (200, "logged\n")
+    wait_logged(nginx, sent)
+
+
+def test_an_alert_notification_up_to_1_mb_is_logged_a_larger_one_refused(nginx: Nginx) -> None:
+    limit = 1024 * 1024  # client_max_body_size of /alerts
+    sent = alert_notification(600, marker="1 MB")
+    sent["commonAnnotations"]["padding"] = ""
+    sent["commonAnnotations"]["padding"] = "x" * (limit - len(json.dumps(sent).encode()))
+    body = json.dumps(sent).encode()
+    assert len(body) == limit
+    assert post_alert(nginx, body) == (200, "logged\n")
+    wait_logged(nginx, sent)
+    # A byte more: refused with a status Alertmanager reports (4xx: a failed notification), on
+    # the length alone. (Sending the body too could meet the connection closed by the 413.)
+    request = b"POST /alerts HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % (limit + 1)
+    status, _, text = raw_response(nginx.metrics_port, request)
+    assert (status, text) == (413, b"not logged: a notification of more than 1 MB\n")
+
+
+def test_a_body_that_is_not_json_is_refused_and_not_logged(nginx: Nginx) -> None:
+    three = json.dumps(alert_notification(3, marker="cut")).encode()
+    bad = {
+        # What the old receiver logged: the first 2,047 bytes, cut inside a string.
+        three[:2047]: f"unterminated string at byte {three[:2047].rindex(b'"') + 1}",
+        b"": "not a JSON object at byte 1",
+        b"alert!": "not a JSON object at byte 1",
+        b'["an", "array"]': "not a JSON object at byte 1",
+        b'{"a": 1} {"b": 2}': "text after the object at byte 10",
+        b'{"a": "line\nbreak"}': "control character in a string at byte 7",
+        b'{"a": "\\x"}': "bad escape in a string at byte 7",
+        b'{"a": 01}': "expected ',' or '}' at byte 8",
+        b'{"a": tru}': "expected a value at byte 7",
+        b'{"a" 1}': "expected ':' at byte 6",
+        b'{"a": ' + b"[" * 40: "nested too deep at byte 38",
+    }
+    before = len(logged_notifications(nginx))
+    connection = http.client.HTTPConnection("127.0.0.1", nginx.metrics_port, timeout=15)
+    for body, why in bad.items():
+        assert post_alert(nginx, body, connection) == (400, f"not logged: {why}\n"), body[:40]
+    # On the same connection, so the same worker: had a refused one been logged, it would be in
+    # the log before this one.
+    marker = alert_notification(1, marker="after the refused")
+    assert post_alert(nginx, json.dumps(marker).encode(), connection)[0] == 200
+    wait_logged(nginx, marker)
+    assert logged_notifications(nginx)[before:] == [marker]
