@@ -557,19 +557,25 @@ def test_nginx_metrics_speak_the_vocabulary(nginx: Nginx) -> None:
 
 def test_nginx_writes_numbers_as_the_python_service_does(nginx: Nginx) -> None:
     # Both write Go's strconv.FormatFloat(v, 'g', -1, 64) (py_service's tests hold go_float to
-    # Go's own output): the same bound is the same le string fleet-wide. Edge cases, then
-    # 300 values spread over 30 orders of magnitude.
+    # Go's own output): the same bound is the same le string fleet-wide. Edge cases, then 300
+    # values over 30 orders of magnitude and 100 over the whole range of doubles.
     rng = random.Random(28)
     values = [
         *(0.0, 1.0, 10.0, 2.5, 0.0005, 0.0001, 1e-05, 2.5e-05, 100000.0, 123456.7, 1e6),
-        *(1234567.0, 1e100, 0.1 + 0.2, -0.5, 5e-324, 1.7976931348623157e308, float("inf")),
-        # A tie at the 16th digit (Go rounds it to even), and shortest forms that carry.
-        *(709352321340990.25, 1e23, 9.999999999999999e22, 9007199254740993.0, 0.000123),
+        *(1234567.0, 1e100, 0.1 + 0.2, -0.5, 1.7976931348623157e308, float("inf")),
+        # Subnormals (fewer digits than 15 hold them), the smallest normal, a tie at the 16th
+        # digit (Go rounds it to even), shortest forms that carry, integers past 2**53.
+        *(5e-324, 2.5e-320, 1.5e-310, 2.2250738585072014e-308, 709352321340990.25),
+        *(1e23, 9.999999999999999e22, 9007199254740993.0, 2.0**60 + 2**9, 0.000123),
         *(rng.uniform(-1, 1) * 10 ** rng.randint(-15, 15) for _ in range(300)),
+        *(rng.uniform(1, 10) * 10.0 ** rng.randint(-300, 300) for _ in range(100)),
     ]
-    query = ",".join(repr(value).replace("inf", "1e999") for value in values)
-    response = http_request(f"{nginx.base}/_test/number?values={query}")
-    assert response.text.splitlines() == [go_float(value) for value in values]
+    written: list[str] = []
+    for start in range(0, len(values), 100):  # a URI of at most 8 KB
+        chunk = values[start : start + 100]
+        query = ",".join(repr(value).replace("inf", "1e999") for value in chunk)
+        written += http_request(f"{nginx.base}/_test/number?values={query}").text.splitlines()
+    assert written == [go_float(value) for value in values]
 
 
 # ServiceDown's expression as Prometheus links it in each alert.

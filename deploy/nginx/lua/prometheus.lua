@@ -26,6 +26,7 @@ Prometheus.__index = Prometheus
 local Metric = {}
 Metric.__index = Metric
 
+local SMALLEST_NORMAL = 2.2250738585072014e-308
 local DEFAULT_BUCKETS = { 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10 }
 local ERRORS = "nginx_metric_errors_total"
 
@@ -43,17 +44,12 @@ local function round_half_even(exact, precision)
   if next_digit < 5 or (tie and head:byte(precision) % 2 == 0) then
     return head, 0
   end
-  local bytes = { head:byte(1, precision) }
-  local i = precision
-  while i >= 1 and bytes[i] == 57 do -- "9": carry on
-    bytes[i] = 48
-    i = i - 1
-  end
-  if i == 0 then
+  -- One more in the last place: the last digit below 9 goes up, the 9s after it become 0s.
+  local prefix, digit, nines = head:match("^(.-)([0-8]?)(9*)$")
+  if digit == "" then
     return "1" .. string.rep("0", precision - 1), 1
   end
-  bytes[i] = bytes[i] + 1
-  return string.char(unpack(bytes)), 0
+  return prefix .. string.char(digit:byte() + 1) .. string.rep("0", #nines), 0
 end
 
 -- A number as Prometheus' Go client writes it (strconv.FormatFloat(value, 'g', -1, 64)): the
@@ -71,22 +67,29 @@ local function number(value)
   elseif value == 0 then
     return "0"
   end
-  -- The value's decimal digits (LuaJIT formats them exactly), then the fewest of them that read
-  -- back as the value (17 always do). Not "%.Ne" for each N: LuaJIT rounds an exact tie up where
-  -- Go rounds it to even (709352321340990.25: ...902e+14 in Go, ...903e+14 from "%.15e").
-  local sign, first, rest, exponent = format("%.40e", value):match("^(-?)(%d)%.(%d+)e([-+]%d+)$")
-  local exact, digits, carry = first .. rest, nil, 0
-  exponent = tonumber(exponent)
-  for precision = 1, 17 do
-    digits, carry = round_half_even(exact, precision)
-    -- "d.ddd0e+N" (the 0 keeps a single digit from reading "d.e+N")
-    local text = digits:sub(1, 1) .. "." .. digits:sub(2) .. "0e" .. (exponent + carry)
-    if tonumber(sign .. text) == value then
-      break
+  local sign, digits, exponent
+  if value == math.floor(value) and math.abs(value) < 2 ^ 53 then
+    -- An integer (every count): its own digits are exact and, less trailing zeros, the shortest.
+    sign, digits = value < 0 and "-" or "", format("%d", math.abs(value))
+    exponent = #digits - 1
+  else
+    -- The value's decimal digits (LuaJIT formats them exactly), then the fewest that read back
+    -- as the value. 15 always do when fewer can (a double holds 15.9 digits; a subnormal fewer),
+    -- with zeros after them; else 16 or 17 (17 always do). Not "%.Ne": LuaJIT rounds an exact
+    -- tie up where Go rounds it to even (709352321340990.25: ...902e+14, not ...903e+14).
+    local first, rest
+    sign, first, rest, exponent = format("%.40e", value):match("^(-?)(%d)%.(%d+)e([-+]%d+)$")
+    exponent = tonumber(exponent)
+    for precision = math.abs(value) < SMALLEST_NORMAL and 1 or 15, 17 do
+      local carry
+      digits, carry = round_half_even(first .. rest, precision)
+      if tonumber(format("%s%s.%se%d", sign, digits:sub(1, 1), digits:sub(2), exponent + carry)) == value then
+        exponent = exponent + carry
+        break
+      end
     end
   end
   digits = digits:gsub("0+$", "")
-  exponent = exponent + carry
   if exponent < -4 or exponent >= 6 then
     local fraction = #digits > 1 and "." .. digits:sub(2) or ""
     return format("%s%s%se%s%02d", sign, digits:sub(1, 1), fraction, exponent < 0 and "-" or "+", math.abs(exponent))
