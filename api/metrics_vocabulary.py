@@ -59,11 +59,13 @@ def problems(spec: dict, exposition: str, exposer: str, routes: set[str]) -> lis
             found.append(f"{name}: exposed by {exposer}, but it is {metric['exposers']}'s")
         if family.type != metric["type"]:
             found.append(f"{name}: type {family.type}, want {metric['type']}")
-        buckets: set[float] = set()
+        # Bounds as the label strings they are: le="1.0" and le="1" are two series to
+        # Prometheus, however equal their values.
+        buckets: set[str] = set()
         for sample in family.samples:
             labels = dict(sample.labels)
             if family.type == "histogram" and sample.name.endswith("_bucket"):
-                buckets.add(float(labels.pop("le")))
+                buckets.add(labels.pop("le"))
             if sorted(labels) != sorted(metric["labels"]):
                 found.append(f"{sample.name}: labels {sorted(labels)}, want {metric['labels']}")
                 continue
@@ -71,9 +73,9 @@ def problems(spec: dict, exposition: str, exposer: str, routes: set[str]) -> lis
                 if not _allowed(spec, label, value, routes):
                     found.append(f"{sample.name}: {label}={value!r} is outside its vocabulary")
         if family.type == "histogram" and family.samples:
-            want = {float(b) for b in spec["buckets"][metric["buckets"]]} | {float("inf")}
-            if buckets != want:
-                found.append(f"{name}: buckets {sorted(buckets)}, want {sorted(want)}")
+            want = [*spec["buckets"][metric["buckets"]], "+Inf"]
+            if buckets != set(want):
+                found.append(f"{name}: buckets {sorted(buckets, key=float)}, want {want}")
     for name, metric in metrics.items():
         if metric.get("required") and exposer in metric["exposers"] and name not in seen:
             found.append(f"{name}: required of {exposer}, not exposed")

@@ -7,7 +7,9 @@ binaries. Only the addresses change: the config's paths and upstreams are rewrit
 
 import email.utils
 import http.client
+import json
 import os
+import random
 import re
 import signal
 import socket
@@ -24,18 +26,69 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from api.metrics_vocabulary import load, openapi_routes, problems
+from py_service.app.go_float import go_float
 from tools.testing.python.support import free_port, http_request, wait_until
 
 # Paths of the programs and files under test, from the BUILD file (env: no shell word splitting).
 ARGS = os.environ
 TMP = Path(os.environ.get("TEST_TMPDIR", "/tmp")) / "nginx-test"
 PY_TTL = 2  # seconds: the app's max-age, which Nginx honours over proxy_cache_valid
+SPEC = load(Path("api/metrics.json"))
+ROUTES = openapi_routes(Path("api/openapi.json"))
 
 
 def extract(tars: str, into: Path) -> None:
     for path in tars.split():
         with tarfile.open(path) as archive:
             archive.extractall(into, filter="fully_trusted")
+
+
+# Test-only locations in the public server. /_test/status: Nginx finalizes the request with
+# ?code=, as its own modules do when they refuse one, so every status can be produced on demand.
+# /_test/number: the metrics' number formatting of each of ?values= (comma-separated).
+TEST_LOCATIONS = """
+        location = /_test/status {
+            content_by_lua_block { ngx.exit(tonumber(ngx.var.arg_code)) }
+        }
+        location = /_test/number {
+            content_by_lua_block {
+                for value in ngx.var.arg_values:gmatch("[^,]+") do
+                    ngx.say(require("prometheus").number(tonumber(value)))
+                end
+            }
+        }
+"""
+# Nginx's internal codes for a bad request (ngx_http_request.h: 494 a header too large, 495-497
+# TLS errors), answered as 400: their built-in pages are titled 400.
+INTERNAL_CODES = {494: 400, 495: 400, 496: 400, 497: 400}
+# A request finalized with 408 gets no answer: Nginx closes the connection (a client that timed
+# out is not written to; ngx_http_finalize_request), whatever error_page says.
+UNANSWERED = {408}
+
+
+def nginx_status_pages(tars: str) -> list[int]:
+    """The statuses Nginx answers with a page of its own: the titles of the pages compiled into
+    its binary ("<title>501 Not Implemented</title>"), read from the package under test, so a
+    newer Nginx with another page fails the tests rather than slipping through."""
+    for path in tars.split():
+        with tarfile.open(path) as archive:
+            try:
+                binary = archive.extractfile("./usr/sbin/nginx")
+            except KeyError:
+                continue
+            assert binary is not None
+            return sorted({int(code) for code in re.findall(rb"<title>(\d{3}) ", binary.read())})
+    raise FileNotFoundError(f"usr/sbin/nginx in none of {tars}")
+
+
+def raw_response(port: int, data: bytes) -> tuple[int, Message, bytes]:
+    """Sends raw bytes, returns Nginx's answer: status, headers, body."""
+    with socket.create_connection(("127.0.0.1", port), timeout=15) as s:
+        s.sendall(data)
+        response = http.client.HTTPResponse(s)
+        response.begin()
+        return response.status, response.msg, response.read()
 
 
 def raw(port: int, data: bytes) -> int:
@@ -79,6 +132,7 @@ class Nginx:
         self.nginx: subprocess.Popen | None = None
         self.go: Upstream | None = None
         self.py: Upstream | None = None
+        self.stdout_path = TMP / "nginx.stdout"
 
     def start(self) -> None:
         root, conf = TMP / "root", TMP / "conf"
@@ -104,7 +158,9 @@ class Nginx:
             .replace("listen 8080", f"listen 127.0.0.1:{self.port}")
             .replace("listen 8001", f"listen 127.0.0.1:{self.variant_port}")
             .replace("listen 9145", f"listen 127.0.0.1:{self.metrics_port}")
+            .replace("        server_name _;\n", "        server_name _;\n" + TEST_LOCATIONS, 1)
         )
+        assert TEST_LOCATIONS in text, "the public server's `server_name _;` line moved"
         (conf / "nginx.conf").write_text(text)
         # The stack's upstreams, with this test's addresses.
         (conf / "upstreams.conf").write_text(
@@ -152,7 +208,8 @@ class Nginx:
                 "daemon off; user root;",
             ],
             env={**os.environ, "LD_LIBRARY_PATH": str(libs)},
-            stdout=subprocess.DEVNULL,
+            # Its access log and the alert notifications (/dev/stdout in the config).
+            stdout=self.stdout_path.open("wb"),
         )
         self.base = f"http://127.0.0.1:{self.port}"
         nginx = self.nginx
@@ -425,3 +482,225 @@ def test_metrics_stay_exact_under_concurrent_load(nginx: Nginx) -> None:
     with ThreadPoolExecutor(16) as pool:
         sent = sum(pool.map(burst, range(16)))
     assert nginx.counts()[key] - before == sent
+
+
+def assert_plain_text(status: int, headers: Message, body: bytes, want: int) -> None:
+    assert status == want
+    assert headers["Content-Type"] == "text/plain; charset=utf-8", (status, body)
+    # One short line, not Nginx's HTML page.
+    assert body.endswith(b"\n"), body
+    assert body.count(b"\n") == 1, body
+    assert b"<" not in body, body
+
+
+@pytest.mark.parametrize("code", [*nginx_status_pages(ARGS["NGINX_TARS"]), *INTERNAL_CODES])
+def test_every_status_nginx_answers_by_itself_is_plain_text(nginx: Nginx, code: int) -> None:
+    request = f"GET /_test/status?code={code} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    if code in UNANSWERED:
+        with pytest.raises(http.client.RemoteDisconnected):
+            raw_response(nginx.port, request.encode())
+        return
+    status, headers, body = raw_response(nginx.port, request.encode())
+    assert_plain_text(status, headers, body, INTERNAL_CODES.get(code, code))
+    assert body != f"error {code}\n".encode(), "no text for this status in $status_text"
+
+
+# Requests that make Nginx refuse them itself, before or instead of any app: the status each gets.
+REFUSED = {
+    "Transfer-Encoding: gzip": (
+        b"GET /go/ HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n",
+        501,
+    ),
+    "Transfer-Encoding with a control byte": (
+        b"GET /go/ HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\x01\r\n\r\n",
+        501,
+    ),
+    "HTTP/2.0 request line": (b"GET / HTTP/2.0\r\nHost: x\r\n\r\n", 505),
+    "TRACE": (b"TRACE /go/ HTTP/1.1\r\nHost: x\r\n\r\n", 405),
+    "an internal location": (b"GET /_error/ HTTP/1.1\r\nHost: x\r\n\r\n", 404),
+    "oversized header": (BAD_INPUT["oversized header"], 400),
+    "oversized URI": (BAD_INPUT["oversized URI"], 414),
+    "oversized body": (b"POST /go/ HTTP/1.1\r\nHost: x\r\nContent-Length: 20000\r\n\r\n", 413),
+    "garbage": (BAD_INPUT["garbage"], 400),
+}
+
+
+@pytest.mark.parametrize(("data", "status"), REFUSED.values(), ids=REFUSED.keys())
+def test_requests_nginx_refuses_get_plain_text(nginx: Nginx, data: bytes, status: int) -> None:
+    answer = raw_response(nginx.port, data)
+    assert_plain_text(*answer, want=status)
+
+
+def test_a_redirect_keeps_its_location_with_the_plain_text_body(nginx: Nginx) -> None:
+    status, headers, body = raw_response(nginx.port, b"GET /go HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert (status, headers["Location"], body) == (301, "/go/", b"moved permanently\n")
+
+
+def test_a_precondition_on_a_cached_response_fails_in_plain_text(nginx: Nginx) -> None:
+    # Nginx checks If-Match itself on a response it serves from its cache.
+    nginx.stored_entry("/python/static-text")
+    request = b'GET /python/static-text HTTP/1.1\r\nHost: x\r\nIf-Match: "nope"\r\n\r\n'
+    assert_plain_text(*raw_response(nginx.port, request), want=412)
+
+
+def test_nginx_metrics_speak_the_vocabulary(nginx: Nginx) -> None:
+    for path in ("/go/time", "/python/time", "/no-such-route"):
+        http_request(nginx.base + path)
+    text = http_request(f"http://127.0.0.1:{nginx.metrics_port}/metrics").text
+    assert problems(SPEC, text, "nginx", ROUTES) == []
+    # The bounds as the strings a query selects them by: {le="0.1"}, not 0.10000000000000001.
+    bounds = re.findall(
+        r'nginx_http_request_duration_seconds_bucket\{service="go",le="([^"]*)"', text
+    )
+    assert bounds == [*SPEC["buckets"]["nginx"], "+Inf"]
+
+
+def test_nginx_writes_numbers_as_the_python_service_does(nginx: Nginx) -> None:
+    # Both write Go's strconv.FormatFloat(v, 'g', -1, 64) (py_service's tests hold go_float to
+    # Go's own output): the same bound is the same le string fleet-wide. Edge cases, then 300
+    # values over 30 orders of magnitude and 100 over the whole range of doubles.
+    rng = random.Random(28)
+    values = [
+        *(0.0, 1.0, 10.0, 2.5, 0.0005, 0.0001, 1e-05, 2.5e-05, 100000.0, 123456.7, 1e6),
+        *(1234567.0, 1e100, 0.1 + 0.2, -0.5, 1.7976931348623157e308, float("inf")),
+        # Subnormals (fewer digits than 15 hold them), the smallest normal, a tie at the 16th
+        # digit (Go rounds it to even), shortest forms that carry, integers past 2**53.
+        *(5e-324, 2.5e-320, 1.5e-310, 2.2250738585072014e-308, 709352321340990.25),
+        *(1e23, 9.999999999999999e22, 9007199254740993.0, 2.0**60 + 2**9, 0.000123),
+        *(rng.uniform(-1, 1) * 10 ** rng.randint(-15, 15) for _ in range(300)),
+        *(rng.uniform(1, 10) * 10.0 ** rng.randint(-300, 300) for _ in range(100)),
+    ]
+    written: list[str] = []
+    for start in range(0, len(values), 100):  # a URI of at most 8 KB
+        chunk = values[start : start + 100]
+        query = ",".join(repr(value).replace("inf", "1e999") for value in chunk)
+        written += http_request(f"{nginx.base}/_test/number?values={query}").text.splitlines()
+    assert written == [go_float(value) for value in values]
+
+
+# ServiceDown's expression as Prometheus links it in each alert.
+GENERATOR_URL = (
+    "http://prometheus:9090/graph?g0.expr=up+%3D%3D+0+or+label_replace%28absent%28up%7Bjob%3D"
+    "%22go-service%22%7D%29%2C+%22instance%22%2C+%22any+replica%22%2C+%22%22%2C+%22%22%29&g0.tab=1"
+)
+
+
+def alert_notification(alerts: int, marker: str) -> dict:
+    """Alertmanager's webhook JSON (version 4) for a group of ServiceDown alerts, one per Go
+    replica, annotated as the stack's rules annotate them; marker tells this test's apart."""
+    instances = [f"10.213.0.{10 + i}:8080" for i in range(alerts)]
+    common = {"alertname": "ServiceDown", "job": "go-service", "severity": "critical"}
+    return {
+        "receiver": "webhook",
+        "status": "firing",
+        "alerts": [
+            {
+                "status": "firing",
+                "labels": {**common, "instance": instance},
+                "annotations": {
+                    "summary": "go-service is down",
+                    "description": f"Prometheus has not scraped {instance} (go-service) for 30 s."
+                    ' Quoted: "\\d", non-ASCII: é ☃, a newline:\nend.',
+                },
+                "startsAt": "2026-12-07T10:00:00.000Z",
+                "endsAt": "0001-01-01T00:00:00Z",
+                "generatorURL": GENERATOR_URL,
+                "fingerprint": f"{i:016x}",
+            }
+            for i, instance in enumerate(instances)
+        ],
+        "groupLabels": {"alertname": "ServiceDown", "job": "go-service"},
+        "commonLabels": common,
+        "commonAnnotations": {"summary": "go-service is down"},
+        "externalURL": "http://alertmanager:9093",
+        "version": "4",
+        "groupKey": f'{{}}:{{alertname="ServiceDown", job="go-service", marker="{marker}"}}',
+        "truncatedAlerts": 0,
+    }
+
+
+def post_alert(
+    nginx: Nginx, body: bytes, connection: http.client.HTTPConnection | None = None
+) -> tuple[int, str]:
+    """POSTs body to the alert receiver as Alertmanager does; returns the status and the text."""
+    connection = connection or http.client.HTTPConnection(
+        "127.0.0.1", nginx.metrics_port, timeout=15
+    )
+    connection.request("POST", "/alerts", body, {"Content-Type": "application/json"})
+    response = connection.getresponse()
+    return response.status, response.read().decode()
+
+
+def logged_notifications(nginx: Nginx) -> list[dict]:
+    """The notifications on Nginx's stdout so far, each line parsed as JSON."""
+    lines = nginx.stdout_path.read_bytes().splitlines()
+    records = [json.loads(line) for line in lines if b'"message":"alert notification"' in line]
+    return [record["notification"] for record in records]
+
+
+def wait_logged(nginx: Nginx, notification: dict) -> None:
+    # The access log is flushed within a second (buffer=32k flush=1s).
+    wait_until(
+        lambda: notification in logged_notifications(nginx),
+        timeout_s=10,
+        interval_s=0.2,
+        what=f"notification {notification['groupKey']} on Nginx's stdout",
+    )
+
+
+# A notification as Alertmanager sends it (compact JSON and a newline), and laid out on lines.
+@pytest.mark.parametrize("layout", ["compact", "indented"])
+@pytest.mark.parametrize("alerts", [1, 3, 5])
+def test_alert_notifications_reach_the_log_whole(nginx: Nginx, alerts: int, layout: str) -> None:
+    sent = alert_notification(alerts, marker=f"whole-{alerts}-{layout}")
+    body = (
+        json.dumps(sent, indent=2) if layout == "indented" else json.dumps(sent) + "\n"
+    ).encode()
+    # Three alerts or more are over the 2,048 bytes Nginx's error log cuts a line at.
+    assert (len(body) > 2048) == (alerts >= 3)
+    assert post_alert(nginx, body) == (200, "logged\n")
+    wait_logged(nginx, sent)
+
+
+def test_an_alert_notification_up_to_1_mb_is_logged_a_larger_one_refused(nginx: Nginx) -> None:
+    limit = 1024 * 1024  # client_max_body_size of /alerts
+    sent = alert_notification(600, marker="1 MB")
+    sent["commonAnnotations"]["padding"] = ""
+    sent["commonAnnotations"]["padding"] = "x" * (limit - len(json.dumps(sent).encode()))
+    body = json.dumps(sent).encode()
+    assert len(body) == limit
+    assert post_alert(nginx, body) == (200, "logged\n")
+    wait_logged(nginx, sent)
+    # A byte more: refused with a status Alertmanager reports (4xx: a failed notification), on
+    # the length alone. (Sending the body too could meet the connection closed by the 413.)
+    request = b"POST /alerts HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % (limit + 1)
+    status, _, text = raw_response(nginx.metrics_port, request)
+    assert (status, text) == (413, b"not logged: a notification of more than 1 MB\n")
+
+
+def test_a_body_that_is_not_json_is_refused_and_not_logged(nginx: Nginx) -> None:
+    three = json.dumps(alert_notification(3, marker="cut")).encode()
+    bad = {
+        # What the old receiver logged: the first 2,047 bytes, cut inside a string.
+        three[:2047]: f"unterminated string at byte {three[:2047].rindex(b'"') + 1}",
+        b"": "not a JSON object at byte 1",
+        b"alert!": "not a JSON object at byte 1",
+        b'["an", "array"]': "not a JSON object at byte 1",
+        b'{"a": 1} {"b": 2}': "text after the object at byte 10",
+        b'{"a": "line\nbreak"}': "control character in a string at byte 7",
+        b'{"a": "\\x"}': "bad escape in a string at byte 7",
+        b'{"a": 01}': "expected ',' or '}' at byte 8",
+        b'{"a": tru}': "expected a value at byte 7",
+        b'{"a" 1}': "expected ':' at byte 6",
+        b'{"a": ' + b"[" * 40: "nested too deep at byte 38",
+    }
+    before = len(logged_notifications(nginx))
+    connection = http.client.HTTPConnection("127.0.0.1", nginx.metrics_port, timeout=15)
+    for body, why in bad.items():
+        assert post_alert(nginx, body, connection) == (400, f"not logged: {why}\n"), body[:40]
+    # On the same connection, so the same worker: had a refused one been logged, it would be in
+    # the log before this one.
+    marker = alert_notification(1, marker="after the refused")
+    assert post_alert(nginx, json.dumps(marker).encode(), connection)[0] == 200
+    wait_logged(nginx, marker)
+    assert logged_notifications(nginx)[before:] == [marker]

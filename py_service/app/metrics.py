@@ -28,6 +28,8 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 from werkzeug.exceptions import MethodNotAllowed
 
+from py_service.app.go_float import GoBucketBounds
+
 # The contract pins the classic text format; prometheus_client's
 # CONTENT_TYPE_LATEST moved to version=1.0.0 in newer releases.
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -158,11 +160,11 @@ class Metrics:
     def render(self) -> bytes:
         """The text exposition of all metrics, summed over workers in multiprocess mode."""
         if self.multiproc_dir is None:
-            return generate_latest(self.registry)
+            return generate_latest(GoBucketBounds(self.registry))
         registry = CollectorRegistry()
         registry.register(SettledFilesCollector(self.multiproc_dir))
         registry.register(self.build_info)
-        return generate_latest(registry)
+        return generate_latest(GoBucketBounds(registry))
 
 
 # MmapedDict's header: a 4-byte "used" count and 4 bytes of padding.

@@ -6,8 +6,10 @@ import random
 import string
 from collections.abc import Callable
 
+import pytest
 from flask import Flask
 
+from py_service.app.go_float import go_float
 from py_service.tests.support import sample_sum, samples
 
 
@@ -56,6 +58,52 @@ def test_durations_use_sub_millisecond_buckets(app: Flask) -> None:
     }
 
     assert {"0.0001", "0.0005", "0.001"} <= buckets
+
+
+def test_bucket_bounds_are_written_as_the_go_client_writes_them(app: Flask) -> None:
+    # The same bound must be the same label string in every exposer, or a fleet-wide
+    # `sum by (le)` keeps "1" (Go, Nginx) and "1.0" apart and {le="1"} misses this service.
+    app.test_client().get("/healthz")
+
+    buckets = [
+        dict(labels)["le"]
+        for (name, labels), _ in samples(scrape(app)).items()
+        if name == "http_request_duration_seconds_bucket"
+    ]
+
+    assert sorted(set(buckets), key=float) == [
+        *("0.0001", "0.00025", "0.0005", "0.001", "0.0025", "0.005", "0.01", "0.025"),
+        *("0.05", "0.1", "0.25", "0.5", "1", "2.5", "5", "10", "+Inf"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("value", "written"),
+    [
+        # What strconv.FormatFloat(value, 'g', -1, 64) gives: the shortest string that reads
+        # back as the value; an exponent below 1e-4 and from 1e6 on.
+        (1.0, "1"),
+        (10.0, "10"),
+        (0.0, "0"),
+        (2.5, "2.5"),
+        (0.0005, "0.0005"),
+        (0.0001, "0.0001"),
+        (0.00001, "1e-05"),
+        (0.000025, "2.5e-05"),
+        (100000.0, "100000"),
+        (1e6, "1e+06"),
+        (1234567.0, "1.234567e+06"),
+        (1e100, "1e+100"),
+        (0.1 + 0.2, "0.30000000000000004"),
+        (709352321340990.25, "7.093523213409902e+14"),  # a tie at the 16th digit: to even
+        (-0.5, "-0.5"),
+        (float("inf"), "+Inf"),
+        (float("-inf"), "-Inf"),
+        (float("nan"), "NaN"),
+    ],
+)
+def test_go_float(value: float, written: str) -> None:
+    assert go_float(value) == written
 
 
 def test_each_app_has_its_own_counts(make_app: Callable[..., Flask]) -> None:

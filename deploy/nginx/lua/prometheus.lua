@@ -26,6 +26,7 @@ Prometheus.__index = Prometheus
 local Metric = {}
 Metric.__index = Metric
 
+local SMALLEST_NORMAL = 2.2250738585072014e-308
 local DEFAULT_BUCKETS = { 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10 }
 local ERRORS = "nginx_metric_errors_total"
 
@@ -34,15 +35,72 @@ local function escape(value)
   return (tostring(value):gsub("\\", "\\\\"):gsub('"', '\\"'):gsub("\n", "\\n"))
 end
 
--- A number as Prometheus writes it: integers without a fraction, +Inf for the last bucket.
+-- The first `precision` of the significant digits `exact`, rounded half to even as Go rounds
+-- them, and 1 when rounding carried into a new leading digit (9.96 -> 10.0), else 0.
+local function round_half_even(exact, precision)
+  local head = exact:sub(1, precision)
+  local next_digit = exact:byte(precision + 1) - 48
+  local tie = next_digit == 5 and not exact:find("[1-9]", precision + 2)
+  if next_digit < 5 or (tie and head:byte(precision) % 2 == 0) then
+    return head, 0
+  end
+  -- One more in the last place: the last digit below 9 goes up, the 9s after it become 0s.
+  local prefix, digit, nines = head:match("^(.-)([0-8]?)(9*)$")
+  if digit == "" then
+    return "1" .. string.rep("0", precision - 1), 1
+  end
+  return prefix .. string.char(digit:byte() + 1) .. string.rep("0", #nines), 0
+end
+
+-- A number as Prometheus' Go client writes it (strconv.FormatFloat(value, 'g', -1, 64)): the
+-- shortest decimal that reads back as the value, in exponent form below 1e-4 and from 1e6 on:
+-- "1", "0.1", "2.5e-05", "1.234567e+06", "+Inf". For a bucket bound this is the label string
+-- (le) every exposer of the stack writes (api/metrics.json): "%.17g" wrote 0.1 as
+-- "0.10000000000000001", which a query on {le="0.1"} does not select.
 local function number(value)
-  if value == math.huge then
+  if value ~= value then
+    return "NaN"
+  elseif value == math.huge then
     return "+Inf"
+  elseif value == -math.huge then
+    return "-Inf"
+  elseif value == 0 then
+    return "0"
   end
-  if value == math.floor(value) and math.abs(value) < 1e15 then
-    return format("%d", value)
+  local sign, digits, exponent
+  if value == math.floor(value) and math.abs(value) < 2 ^ 53 then
+    -- An integer (every count): its own digits are exact and, less trailing zeros, the shortest.
+    sign, digits = value < 0 and "-" or "", format("%d", math.abs(value))
+    exponent = #digits - 1
+  else
+    -- The value's decimal digits (LuaJIT formats them exactly), then the fewest that read back
+    -- as the value. 15 always do when fewer can (a double holds 15.9 digits; a subnormal fewer),
+    -- with zeros after them; else 16 or 17 (17 always do). Not "%.Ne": LuaJIT rounds an exact
+    -- tie up where Go rounds it to even (709352321340990.25: ...902e+14, not ...903e+14).
+    local first, rest
+    sign, first, rest, exponent = format("%.40e", value):match("^(-?)(%d)%.(%d+)e([-+]%d+)$")
+    exponent = tonumber(exponent)
+    for precision = math.abs(value) < SMALLEST_NORMAL and 1 or 15, 17 do
+      local carry
+      digits, carry = round_half_even(first .. rest, precision)
+      if tonumber(format("%s%s.%se%d", sign, digits:sub(1, 1), digits:sub(2), exponent + carry)) == value then
+        exponent = exponent + carry
+        break
+      end
+    end
   end
-  return format("%.17g", value)
+  digits = digits:gsub("0+$", "")
+  if exponent < -4 or exponent >= 6 then
+    local fraction = #digits > 1 and "." .. digits:sub(2) or ""
+    return format("%s%s%se%s%02d", sign, digits:sub(1, 1), fraction, exponent < 0 and "-" or "+", math.abs(exponent))
+  end
+  local point = exponent + 1 -- digits before the decimal point
+  if point <= 0 then
+    return sign .. "0." .. string.rep("0", -point) .. digits
+  elseif point >= #digits then
+    return sign .. digits .. string.rep("0", point - #digits)
+  end
+  return sign .. digits:sub(1, point) .. "." .. digits:sub(point + 1)
 end
 
 -- 'a="1",b="2"' for the given names and values; nil and a message when they do not pair up.
@@ -75,6 +133,11 @@ function Prometheus:register(kind, name, help, label_names, buckets)
   if self.metrics[name] then
     error("metric " .. name .. " registered twice", 3)
   end
+  -- Each bucket's le label, formatted once here rather than on every observation.
+  local bucket_labels = {}
+  for i, upper in ipairs(buckets or {}) do
+    bucket_labels[i] = 'le="' .. number(upper) .. '"'
+  end
   local metric = setmetatable({
     prometheus = self,
     kind = kind,
@@ -82,6 +145,7 @@ function Prometheus:register(kind, name, help, label_names, buckets)
     help = help,
     label_names = label_names or {},
     buckets = buckets,
+    bucket_labels = bucket_labels,
   }, Metric)
   self.metrics[name] = metric
   self.order[#self.order + 1] = name
@@ -135,16 +199,16 @@ function Metric:observe(value, label_values)
     ngx.log(ngx.ERR, "prometheus: ", self.name, ": ", err or "not a number")
     return self.prometheus:add(ERRORS .. "{}", 1)
   end
-  local bound = math.huge
-  for _, upper in ipairs(self.buckets) do
+  local le = 'le="+Inf"'
+  for i, upper in ipairs(self.buckets) do
     if value <= upper then
-      bound = upper
+      le = self.bucket_labels[i]
       break
     end
   end
   local p = self.prometheus
   local sep = labels == "" and "" or ","
-  p:add(self.name .. "_bucket{" .. labels .. sep .. 'le="' .. number(bound) .. '"}', 1)
+  p:add(self.name .. "_bucket{" .. labels .. sep .. le .. "}", 1)
   p:add(self.name .. "_sum{" .. labels .. "}", value)
 end
 
@@ -166,15 +230,19 @@ end
 local function histogram_lines(metric, labels, values, out)
   local sep = labels == "" and "" or ","
   local cumulative = 0
-  for _, upper in ipairs(metric.buckets) do
-    cumulative = cumulative + (values['le="' .. number(upper) .. '"'] or 0)
-    out[#out + 1] = format('%s_bucket{%s%sle="%s"} %s', metric.name, labels, sep, number(upper), number(cumulative))
+  for _, le in ipairs(metric.bucket_labels) do
+    cumulative = cumulative + (values[le] or 0)
+    out[#out + 1] = format("%s_bucket{%s%s%s} %s", metric.name, labels, sep, le, number(cumulative))
   end
   cumulative = cumulative + (values['le="+Inf"'] or 0)
   out[#out + 1] = format('%s_bucket{%s%sle="+Inf"} %s', metric.name, labels, sep, number(cumulative))
   out[#out + 1] = format("%s %s", series_name(metric.name .. "_sum", labels), number(values._sum or 0))
   out[#out + 1] = format("%s %s", series_name(metric.name .. "_count", labels), number(cumulative))
 end
+
+--- A number as the text format writes it (Prometheus' Go client's way; nginx_test compares it
+-- with the other exposers').
+Prometheus.number = number
 
 --- Renders every metric as the text exposition format. Returns the body (a string).
 function Prometheus:metric_data()
