@@ -2,8 +2,8 @@
 
 Such a script is a file whose `#!` line names python (tools/dev/ci/affected,
 tools/rules/debian/lock.py): CI and users run it before Bazel, or without it, with whatever python3
-the machine has. The oldest supported is Debian 12's 3.11 (docs/bazel.md, "Scripts run with the
-machine's python3"), locked as @python3_11 with its own glibc. Each script must be executable,
+the machine has. The oldest supported is Debian 12's 3.11, locked as @python3_11 with its own glibc
+(docs/bazel.md, "Scripts run with the machine's python3"). Each script must be executable,
 answer `--help` under 3.11 and under the build's 3.13 (so it compiles and its imports resolve on
 both), and be checked by ruff as 3.11 code (ruff.toml, `per-file-target-version`): with the repo's
 py313 target, ruff's pyupgrade would ask for syntax 3.11 lacks, such as the `type` statement.
