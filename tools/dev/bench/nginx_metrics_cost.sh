@@ -30,8 +30,20 @@ cleanup() {
 trap cleanup EXIT
 cleanup
 docker network create --subnet "$prefix.0/24" --ip-range "$prefix.128/25" "$net" >/dev/null
+# Every upstream host of the stack's Nginx config must resolve, or Nginx refuses to start. A
+# `resolve` server (the Go tier) is looked up through Docker's DNS, which knows network aliases:
+# the Go container has its name as one. The others get --add-host: addresses where nothing
+# listens, as for compose.yaml's absent profiles (their routes answer the fallback's 502).
+add_hosts=(--add-host "go-service:$prefix.10" --add-host "mtail:$prefix.12")
+n=20
+while read -r host; do
+  [[ "$host" == go-service ]] && continue
+  add_hosts+=(--add-host "$host:$prefix.$n")
+  n=$((n + 1))
+done < <(sed -nE 's/^[[:space:]]*server ([a-z][a-z0-9.-]*):[0-9]+.*/\1/p' \
+  "$workspace"/deploy/nginx/conf.d/*.conf | sort -u)
 docker run --detach "${hardening[@]}" --name mc-go --network "$net" --ip "$prefix.10" \
-  --cpus 0.5 --memory 128m "cache-platform/go-service:$tag" >/dev/null
+  --network-alias go-service --cpus 0.5 --memory 128m "cache-platform/go-service:$tag" >/dev/null
 metrics="http://$prefix.13:9145/metrics"
 if docker image inspect "cache-platform/mtail:$tag" >/dev/null 2>&1; then
   docker run --detach "${hardening[@]}" --name mc-mtail --network "$net" --ip "$prefix.12" \
@@ -41,20 +53,38 @@ fi
 docker run --detach "${hardening[@]}" --name mc-nginx --network "$net" --ip "$prefix.13" \
   --cpus 1 --memory 192m --tmpfs /tmp:size=64m,mode=1777 \
   --tmpfs /var/cache/nginx:size=128m,mode=1777 \
-  --add-host "go-service:$prefix.10" --add-host "py-service:$prefix.11" \
-  --add-host "mtail:$prefix.12" "cache-platform/nginx:$tag" >/dev/null
+  "${add_hosts[@]}" "cache-platform/nginx:$tag" >/dev/null
 
 in_engine_netns() { nsenter --target "$(pgrep --oldest dockerd)" --net "$@"; }
 counted() {
   in_engine_netns curl --silent --fail "$metrics" |
     awk '/^nginx_http_requests_total/ {sum += $NF} END {printf "%d\n", sum}'
 }
-cpu_usec() { awk '$1 == "usage_usec" {print $2}' "$cgroup/cpu.stat"; }
+cpu_usec() {
+  if [[ "$cpu_file" == */cpu.stat ]]; then
+    awk '$1 == "usage_usec" {print $2}' "$cpu_file"
+  else
+    echo $(($(<"$cpu_file") / 1000))
+  fi
+}
 
-id="$(docker inspect --format '{{.Id}}' mc-nginx)"
-cgroup="$(find /sys/fs/cgroup -maxdepth 4 -type d -name "*$id*" | head -1)"
-[[ -n "$cgroup" ]] || { echo "no cgroup found for the nginx container" >&2; exit 1; }
 for _ in $(seq 50); do counted >/dev/null 2>&1 && break; sleep 0.2; done
+if [[ "$(docker inspect --format '{{.State.Running}}' mc-nginx)" != true ]]; then
+  docker logs mc-nginx 2>&1 | tail -n 5 >&2
+  echo "the nginx container stopped (its log above)" >&2
+  exit 1
+fi
+# Its CPU time: cgroup v2's cpu.stat (usage_usec; also in the cgroup2 tree a hybrid host mounts at
+# /sys/fs/cgroup/unified, whereas a v1 controller's cpu.stat has none), else v1's cpuacct.usage (ns).
+id="$(docker inspect --format '{{.Id}}' mc-nginx)"
+cpu_file=""
+while read -r file; do
+  if [[ "$file" == */cpuacct.usage ]] || grep -q '^usage_usec ' "$file"; then
+    cpu_file="$file"
+    [[ "$file" == */cpu.stat ]] && break
+  fi
+done < <(find /sys/fs/cgroup -maxdepth 5 -path "*$id*" \( -name cpu.stat -o -name cpuacct.usage \))
+[[ -n "$cpu_file" ]] || { echo "no cgroup CPU accounting found for the nginx container" >&2; exit 1; }
 
 count_before="$(counted)" cpu_before="$(cpu_usec)"
 report="$(in_engine_netns wrk -t2 "-c$connections" "-d${seconds}s" "http://$prefix.13:8080$path")"

@@ -16,6 +16,9 @@ fail() {
 workspace="$(dirname "$(readlink -f MODULE.bazel)")"
 runfiles="$PWD"
 affected="$(readlink -f tools/dev/ci/affected)" # the version under test, maybe not yet committed
+# Run by Debian 12's python3.11 (the first argument), the oldest Python the README promises: the
+# machine's python3 runs it outside Bazel, and a newer one accepts syntax 3.11 rejects.
+python="$PWD/${1:?usage: affected_test.sh PYTHON3_11}"
 tmp="${TEST_TMPDIR:?run me with bazel test}"
 export HOME="${HOME:-$tmp}" # Bazel and git want one; bazel test may leave it unset
 
@@ -35,7 +38,7 @@ nested_bazel_setup "$workspace" "$tmp"
 # --- helpers ------------------------------------------------------------------------------------
 out="$tmp/out"
 run_affected() { # run_affected ARGS...: the selection in $out
-  "$affected" "$@" >"$out" 2>"$tmp/err" || { cat "$tmp/err" >&2; fail "affected $* exited non-zero"; }
+  "$python" "$affected" "$@" >"$out" 2>"$tmp/err" || { cat "$tmp/err" >&2; fail "affected $* exited non-zero"; }
 }
 count() { grep -cE "$1" "$out" || true; }
 expect_some() { [[ "$(count "$1")" -gt 0 ]] || fail "$scenario: expected a target matching $1, got: $(tr '\n' ' ' <"$out")"; }
@@ -141,7 +144,7 @@ expect_some "$PY" && expect_none "$GO" && ok
 reset
 
 scenario="bad base revision"
-if "$affected" --base no-such-revision >"$out" 2>"$tmp/err"; then fail "$scenario: exited 0"; fi
+if "$python" "$affected" --base no-such-revision >"$out" 2>"$tmp/err"; then fail "$scenario: exited 0"; fi
 if [[ "$(wc -l <"$tmp/err")" -ne 1 ]] || ! grep -q "bad base revision 'no-such-revision'" "$tmp/err"; then
   fail "$scenario: expected one clear line, got: $(cat "$tmp/err")"
 fi

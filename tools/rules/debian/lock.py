@@ -1,3 +1,4 @@
+#!/usr/bin/env python3
 """Resolves the Debian package sets of tools/rules/debian/packages.json into packages.lock.json.
 
     python3 tools/rules/debian/lock.py            # or: tools/bazel run //tools/rules/debian:lock

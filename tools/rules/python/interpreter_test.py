@@ -3,7 +3,9 @@
 Checks, against tools/rules/debian/packages.lock.json: CPython's version is python3.13-minimal's,
 the glibc it runs on is libc6's and its OpenSSL is libssl3t64's (the machine's own would differ:
 Debian sid's python3.13 and glibc in tools/bazel's chroot, another distribution's elsewhere), and
-a child started with sys.executable runs the same way.
+a child started with sys.executable runs the same way. Debian 12's python3.11 (@python3_11, the
+host-run scripts' oldest Python) likewise runs its own locked CPython, glibc and OpenSSL, through
+the same launcher, python3.sh, which stops with one line unless exactly one python3.N is beside it.
 """
 
 import json
@@ -17,6 +19,8 @@ from pathlib import Path
 import pytest
 
 LOCK = Path(os.environ["TEST_SRCDIR"]) / "_main/tools/rules/debian/packages.lock.json"
+PYTHON3_11 = os.environ["PYTHON3_11"]  # $(rootpath :python3_11)
+LAUNCHER = Path(os.environ["LAUNCHER"])  # $(rootpath :python3.sh)
 
 
 def upstream_version(debian_version: str) -> str:
@@ -63,6 +67,46 @@ def test_child_runs_the_same_interpreter() -> None:
         text=True,
     ).stdout.split()
     assert out == [platform.python_version(), "glibc", locked("libc", "libc6")]
+
+
+def test_python3_11_is_the_locked_build() -> None:
+    code = (
+        "import platform, ssl;"
+        "print(platform.python_version(), *platform.libc_ver(), ssl.OPENSSL_VERSION)"
+    )
+    out = subprocess.run(
+        [PYTHON3_11, "-c", code], check=True, capture_output=True, text=True
+    ).stdout.split()
+    assert out[:5] == [
+        locked("python3_11", "python3.11-minimal"),
+        "glibc",
+        locked("python3_11", "libc6"),
+        "OpenSSL",
+        locked("python3_11", "libssl3"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("interpreters", "error"),
+    [
+        ([], "python3.sh: no python3.N interpreter in "),
+        (["python3.11", "python3.13"], "python3.sh: more than one interpreter in "),
+    ],
+)
+def test_launcher_needs_one_interpreter(
+    tmp_path: Path, interpreters: list[str], error: str
+) -> None:
+    bin_dir = tmp_path / "usr" / "bin"
+    bin_dir.mkdir(parents=True)
+    (bin_dir / "python3").write_bytes(LAUNCHER.read_bytes())
+    (bin_dir / "python3").chmod(0o755)
+    for name in [*interpreters, "python3.11-config"]:  # -config is not an interpreter
+        (bin_dir / name).write_text("")
+    result = subprocess.run(
+        [bin_dir / "python3", "-V"], check=False, capture_output=True, text=True
+    )
+    assert result.returncode == 2
+    assert result.stderr.startswith(error), result.stderr
 
 
 @pytest.mark.parametrize(
