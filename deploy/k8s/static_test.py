@@ -339,12 +339,52 @@ def test_prod_render_pins_every_image_to_what_bazel_built(k8s: Rendered) -> None
         assert re.search(r"^cache-platform/[a-z-]+:dev$", spec["containers"][0]["image"])
 
 
+def gitops(name: str) -> dict[str, Any]:
+    return yaml.safe_load((DEPLOY / "k8s/gitops" / name).read_text())
+
+
+def api_group(resource: dict[str, Any]) -> str:
+    """The API group of a resource ("" for the core group)."""
+    return resource["apiVersion"].rpartition("/")[0]
+
+
 def test_argo_cd_applies_what_cd_renders() -> None:
-    app = yaml.safe_load((DEPLOY / "k8s/gitops/application.yaml").read_text())
+    app = gitops("application.yaml")
     assert app["kind"] == "Application"
     assert app["spec"]["source"]["path"] == "deploy/k8s/clusters/prod"
     assert app["spec"]["destination"]["namespace"] == "cache-platform"
     assert "ServerSideApply=true" in app["spec"]["syncPolicy"]["syncOptions"]
+
+
+def test_argo_cd_project_admits_this_repo_namespace_and_the_rendered_kinds_only(
+    k8s: Rendered,
+) -> None:
+    # The default project admits any repository, namespace and kind: automated prune and
+    # self-heal are bounded only by the project the Application names.
+    app, project = gitops("application.yaml"), gitops("appproject.yaml")
+    assert project["kind"] == "AppProject"
+    assert app["spec"]["project"] == project["metadata"]["name"] != "default"
+    spec = project["spec"]
+    assert spec["sourceRepos"] == [app["spec"]["source"]["repoURL"]]
+    assert spec["destinations"] == [app["spec"]["destination"]]
+    namespace = app["spec"]["destination"]["namespace"]
+
+    rendered = docs(k8s.rendered["prod-pinned"])
+    namespaced = [r for r in rendered if "namespace" in r["metadata"]]
+    cluster_scoped = [r for r in rendered if "namespace" not in r["metadata"]]
+    assert {r["metadata"]["namespace"] for r in namespaced} == {namespace}
+    allowed = spec["namespaceResourceWhitelist"] + spec["clusterResourceWhitelist"]
+    assert not [rule for rule in allowed if "*" in "".join(rule.values())], "no wildcards"
+    assert {(rule["group"], rule["kind"]) for rule in spec["namespaceResourceWhitelist"]} == {
+        (api_group(r), r["kind"]) for r in namespaced
+    }, "the project's namespaced kinds must be those the prod overlay renders"
+    assert {
+        (rule["group"], rule["kind"], rule.get("name")) for rule in spec["clusterResourceWhitelist"]
+    } == {(api_group(r), r["kind"], r["metadata"]["name"]) for r in cluster_scoped}
+    # Pruning a Namespace deletes everything in it: Argo CD never prunes this one.
+    for r in cluster_scoped:
+        annotations = r["metadata"].get("annotations", {})
+        assert annotations.get("argocd.argoproj.io/sync-options") == "Prune=false", r["kind"]
 
 
 @pytest.mark.parametrize("registry", ["", "https://registry.example", "Registry.Example"])

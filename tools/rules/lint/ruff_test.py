@@ -2,28 +2,17 @@
 
 The files come as arguments (//:lint_srcs, the test's declared inputs); Python is picked out by
 name (*.py) or by a `#!` line naming python (tools/dev/ci/affected). ruff comes from the locked PyPI
-wheel (pip.parse); rules_python 0.22 exposes no target for the binary inside it, so the test takes
-it out of the wheel itself.
+wheel (pip.parse), taken out of it by wheel_scripts.py.
 """
 
 import os
-import stat
 import subprocess
 import sys
-import zipfile
 from pathlib import Path
 
+from tools.rules.lint.wheel_scripts import extract_script
+
 CONFIG = "ruff.toml"
-
-
-def extract_ruff(wheel: Path, into: Path) -> Path:
-    """Writes the ruff binary of the wheel into `into` and returns its path."""
-    with zipfile.ZipFile(wheel) as archive:
-        member = next(n for n in archive.namelist() if n.endswith(".data/scripts/ruff"))
-        binary = into / "ruff"
-        binary.write_bytes(archive.read(member))
-    binary.chmod(binary.stat().st_mode | stat.S_IXUSR)
-    return binary
 
 
 def is_python(path: Path) -> bool:
@@ -39,7 +28,7 @@ def is_python(path: Path) -> bool:
 
 def main(wheel: str, files: list[str]) -> int:
     """Checks the Python files among `files` with the configuration in ruff.toml."""
-    ruff = extract_ruff(Path(wheel), Path(os.environ.get("TEST_TMPDIR", "/tmp")))
+    ruff = extract_script(Path(wheel), "ruff", Path(os.environ.get("TEST_TMPDIR", "/tmp")))
     python = sorted(f for f in files if is_python(Path(f)))
     if not python:
         print("ruff: no Python file among the inputs")
