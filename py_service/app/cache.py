@@ -141,5 +141,9 @@ def build_cache(config: Config, clock: Callable[[], float], metrics: Metrics) ->
         socket_connect_timeout=config.redis_timeout,
         # A retry would only make the request wait longer for the same outage.
         retry=Retry(NoBackoff(), retries=0),
+        # How redis-py names itself on each new connection (CLIENT SETINFO), made once: by default
+        # every new connection reads redis-py's version from the installed packages' metadata (a
+        # scan of sys.path), holding the lock of the pool all of a worker's threads share.
+        driver_info=redis.DriverInfo(),
     )
     return RedisCache(client, config.cache_ttl, clock, metrics)

@@ -1,13 +1,20 @@
-"""Test helpers: locating files, child environments, metrics parsing, a fake clock, redis-server.
-(Bounded waits, free ports and HTTP requests: tools/testing/python/support.py.)"""
+"""Test helpers: locating files, child environments, metrics parsing, a fake clock, redis-server,
+and a fake Redis that shows what a client sends and when. (Bounded waits, free ports and HTTP
+requests: tools/testing/python/support.py.)"""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import socket
+import socketserver
 import subprocess
 import sys
+import threading
 from collections.abc import Callable
 from pathlib import Path
+from types import TracebackType
+from typing import BinaryIO, Self
 
 import redis
 from prometheus_client.parser import text_string_to_metric_families
@@ -121,3 +128,134 @@ class RedisServer:
 
     def client(self) -> redis.Redis:
         return redis.Redis.from_url(self.url, socket_timeout=1)
+
+
+# One Redis command as the client sent it: its name and arguments, as bytes.
+Command = list[bytes]
+
+
+# HELLO's answer (RESP3, the protocol redis-py 8 asks for): a map with the fields it reads.
+HELLO_REPLY = b"%3\r\n+server\r\n+redis\r\n+proto\r\n:3\r\n+mode\r\n+standalone\r\n"
+
+
+def redis_reply(command: Command) -> bytes:
+    """What a Redis with an empty data set answers: the commands redis-py sends on every new
+    connection (HELLO, CLIENT SETINFO, SELECT) as Redis does, SET with +OK, GET with null (no
+    entry), and anything else with an error, so that a command the fake does not expect shows."""
+    name = command[0].upper()
+    if name == b"HELLO":
+        return HELLO_REPLY
+    if name in (b"CLIENT", b"SELECT", b"SET"):
+        return b"+OK\r\n"
+    if name == b"GET":
+        return b"_\r\n"
+    if name == b"PING":
+        return b"+PONG\r\n"
+    return b"-ERR unknown command '" + name + b"'\r\n"
+
+
+def never_answer(_: Command) -> None:
+    """A frozen Redis (docker pause, SIGSTOP): it takes every command and answers none."""
+    return None
+
+
+def read_command(stream: BinaryIO) -> Command | None:
+    """One command in RESP's array form (what redis-py sends), or None at the end of the stream.
+
+    Raises:
+        ValueError: the bytes are not a RESP array of bulk strings.
+    """
+    header = stream.readline()
+    if not header:
+        return None
+    if not header.startswith(b"*"):
+        raise ValueError(f"want a RESP array, got {header!r}")
+    command = []
+    for _ in range(int(header[1:])):
+        length = stream.readline()
+        if not length.startswith(b"$"):
+            raise ValueError(f"want a RESP bulk string, got {length!r}")
+        command.append(stream.read(int(length[1:]) + 2)[:-2])
+    return command
+
+
+class FakeRedis:
+    """A Redis stand-in on a loopback port, one thread per connection, whose answer to each
+    command is `answer(command)` (bytes to send, or None never to answer; `redis_reply` by
+    default). It counts connections and those closed, keeps every command, and counts the
+    commands in flight (received, not yet answered) and the most that ever were at once: what a
+    test of timing asks of a client, without measuring the machine. Use it as a context
+    manager."""
+
+    def __init__(self, answer: Callable[[Command], bytes | None] = redis_reply) -> None:
+        self._answer = answer
+        self._lock = threading.Lock()
+        self.connections = 0
+        self.closed = 0
+        self.commands: list[Command] = []
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self._open: set[socket.socket] = set()
+        fake = self
+
+        class Handler(socketserver.StreamRequestHandler):
+            def handle(self) -> None:
+                fake._serve(self.request, self.rfile, self.wfile)
+
+        self._server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, name="fake-redis")
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self._server.server_address[1]}/0"
+
+    def __enter__(self) -> Self:
+        self._thread.start()
+        return self
+
+    def __exit__(
+        self,
+        _type: type[BaseException] | None,
+        _value: BaseException | None,
+        _traceback: TracebackType | None,
+    ) -> None:
+        self._server.shutdown()
+        with self._lock:  # a never-answered client may still hold its connection: end it
+            for conn in self._open:
+                with contextlib.suppress(OSError):
+                    conn.shutdown(socket.SHUT_RDWR)
+        self._server.server_close()
+        self._thread.join(timeout=10)
+
+    def names(self) -> list[bytes]:
+        """The commands' names so far, in the order they came, upper case."""
+        with self._lock:
+            return [command[0].upper() for command in self.commands]
+
+    def _serve(self, conn: socket.socket, rfile: BinaryIO, wfile: BinaryIO) -> None:
+        with self._lock:
+            self.connections += 1
+            self._open.add(conn)
+        unanswered = 0
+        try:
+            while (command := read_command(rfile)) is not None:
+                with self._lock:
+                    self.commands.append(command)
+                    self.in_flight += 1
+                    self.max_in_flight = max(self.max_in_flight, self.in_flight)
+                unanswered += 1
+                reply = self._answer(command)
+                if reply is None:
+                    continue  # left unanswered; the client gives up and closes
+                wfile.write(reply)
+                with self._lock:
+                    self.in_flight -= 1
+                unanswered -= 1
+        except OSError:
+            pass  # the client or __exit__ closed the connection
+        finally:
+            with self._lock:
+                self.in_flight -= unanswered
+                self._open.discard(conn)
+                self.closed += 1

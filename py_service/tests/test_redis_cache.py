@@ -1,22 +1,42 @@
-"""The redis cache backend against a real redis-server started by the tests."""
+"""The redis cache backend, against a real redis-server the tests start, and against a fake Redis
+(support.FakeRedis) where a test needs to see what the client sends and when."""
 
 from __future__ import annotations
 
+import contextlib
+import importlib.metadata
 import json
 import logging
 import socket
+import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+import redis
 from flask import Flask
 from flask.testing import FlaskClient
 
 from py_service.app.cache import BREAKER_FAILURES, KEY_PREFIX
 from py_service.app.config import CacheBackend
-from py_service.tests.support import FakeClock, RedisServer, sample_sum
+from py_service.tests.support import (
+    FakeClock,
+    FakeRedis,
+    RedisServer,
+    never_answer,
+    redis_reply,
+    sample_sum,
+)
 from tools.testing.python.support import wait_until
+
+# Lookups made at once by the tests of concurrency, and how long the fake Redis holds the first
+# GET for the others: a correct app gets them all there within milliseconds, one that serialises
+# its Redis calls never does and fails after BARRIER_TIMEOUT_S. The client's timeout (the longest
+# Config allows) is longer, so a GET held at the barrier is one its client still waits for.
+LOOKUPS = 4
+BARRIER_TIMEOUT_S = 8
+LONG_TIMEOUT_S = 10
 
 
 def scrape(client: FlaskClient) -> str:
@@ -109,9 +129,13 @@ def test_hits_and_misses_are_counted(redis_app: Flask) -> None:
 
 
 def test_redis_killed_mid_test_serves_uncached(
-    redis_app: Flask, redis_server: RedisServer, clock: FakeClock
+    make_app: Callable[..., Flask], redis_server: RedisServer, clock: FakeClock
 ) -> None:
-    client = redis_app.test_client()
+    # The longest timeout there is: a refused connection must not be waited out.
+    app = make_app(
+        cache_backend=CacheBackend.REDIS, redis_url=redis_server.url, redis_timeout=LONG_TIMEOUT_S
+    )
+    client = app.test_client()
     client.get("/time")
     assert client.get("/time").headers["X-Cache"] == "HIT"
 
@@ -125,9 +149,10 @@ def test_redis_killed_mid_test_serves_uncached(
     assert response.headers["X-Cache"] == "MISS"
     assert response.headers["Age"] == "0"
     assert response.text == "2024-05-01T12:00:05Z\n"  # freshly computed
-    assert elapsed < 1
+    # Refused at once (milliseconds); waiting out the timeout would take all 10 s.
+    assert elapsed < LONG_TIMEOUT_S / 2, f"answered after {elapsed:.1f} s"
     text = scrape(client)
-    assert sample_sum(text, "redis_errors_total") == 1
+    assert sample_sum(text, "redis_errors_total") == 1  # one command tried, no retry
     assert sample_sum(text, "cache_requests_total", result="error") == 1
     assert client.get("/readyz").status_code == 200
 
@@ -161,19 +186,30 @@ def test_redis_down_from_the_start(make_app: Callable[..., Flask]) -> None:
 
 
 @pytest.fixture
-def unresponsive_redis() -> Iterator[str]:
-    """A loopback port that accepts connections (via the backlog) but never answers."""
-    with socket.socket() as listener:
-        listener.bind(("127.0.0.1", 0))
-        listener.listen(16)
-        yield f"redis://127.0.0.1:{listener.getsockname()[1]}/0"
+def hung_redis() -> Iterator[FakeRedis]:
+    """A Redis that accepts connections and commands and never answers (docker pause)."""
+    with FakeRedis(never_answer) as fake:
+        yield fake
+
+
+def commands_once_closed(fake: FakeRedis, connections: int) -> list[bytes]:
+    """The fake's command names once `connections` connections to it have been closed: it has
+    then read all they carried (its threads may lag the app's)."""
+    wait_until(
+        lambda: fake.closed >= connections,
+        timeout_s=30,
+        interval_s=0.01,
+        what=f"{connections} connection(s) to the fake Redis to close",
+    )
+    return fake.names()
 
 
 def test_slow_redis_times_out_and_serves_uncached(
-    make_app: Callable[..., Flask], unresponsive_redis: str
+    make_app: Callable[..., Flask], hung_redis: FakeRedis
 ) -> None:
+    timeout = 0.2
     app = make_app(
-        cache_backend=CacheBackend.REDIS, redis_url=unresponsive_redis, redis_timeout=0.1
+        cache_backend=CacheBackend.REDIS, redis_url=hung_redis.url, redis_timeout=timeout
     )
     client = app.test_client()
 
@@ -181,10 +217,15 @@ def test_slow_redis_times_out_and_serves_uncached(
     response = client.get("/static-text")
     elapsed = time.monotonic() - started
 
+    # Redis never answers, so an answer at all means the timeout ended the wait: on the first
+    # command of the connection's set-up (HELLO, redis-py's handshake).
     assert response.status_code == 200
     assert response.headers["X-Cache"] == "MISS"
-    assert elapsed < 1.5
+    assert commands_once_closed(hung_redis, 1) == [b"HELLO"]  # one try
     assert sample_sum(scrape(client), "redis_errors_total") == 1
+    # How long only the real clock can say: not before the timeout, and nowhere near 30 of them
+    # (a slow machine adds milliseconds, a second try or a missing timeout whole timeouts).
+    assert timeout <= elapsed < 30 * timeout, f"answered after {elapsed:.2f} s"
 
 
 def test_outage_is_logged_once_and_recovery_once(
@@ -206,44 +247,76 @@ def test_outage_is_logged_once_and_recovery_once(
 
 
 def test_a_hung_redis_is_not_asked_again_for_the_back_off(
-    make_app: Callable[..., Flask], unresponsive_redis: str
+    make_app: Callable[..., Flask], hung_redis: FakeRedis
 ) -> None:
     # A frozen Redis (docker pause) accepts connections and never answers: without the breaker
     # every request waited the full timeout, so 100 clients queued for seconds.
-    app = make_app(
-        cache_backend=CacheBackend.REDIS, redis_url=unresponsive_redis, redis_timeout=0.2
-    )
+    app = make_app(cache_backend=CacheBackend.REDIS, redis_url=hung_redis.url, redis_timeout=0.2)
     client = app.test_client()
     for _ in range(BREAKER_FAILURES):
         assert client.get("/time").status_code == 200  # each waits out the timeout
 
-    started = time.monotonic()
     responses = [client.get("/time") for _ in range(20)]
-    elapsed = time.monotonic() - started
 
     assert {r.status_code for r in responses} == {200}
     assert {r.headers["X-Cache"] for r in responses} == {"MISS"}
-    assert elapsed < 20 * 0.2 / 2, f"20 requests took {elapsed:.2f} s: Redis was asked again"
+    # Counted on both sides: the app tried Redis BREAKER_FAILURES times, and Redis got as many
+    # commands; the 20 requests during the back-off never reached it.
     text = scrape(client)
     assert sample_sum(text, "redis_errors_total") == BREAKER_FAILURES
     assert sample_sum(text, "cache_requests_total", result="error") == BREAKER_FAILURES + 20
+    assert commands_once_closed(hung_redis, BREAKER_FAILURES) == [b"HELLO"] * BREAKER_FAILURES
 
 
-def test_concurrent_lookups_reach_a_slow_redis_in_parallel(
-    make_app: Callable[..., Flask], unresponsive_redis: str
+def test_concurrent_lookups_are_in_flight_at_redis_together(
+    make_app: Callable[..., Flask],
 ) -> None:
-    # The breaker must not serialise Redis calls: 4 threads of one worker, each waiting out the
-    # 0.2 s timeout at the same time, not one after another (pybreaker's lock did: 0.2-0.8 s).
-    app = make_app(
-        cache_backend=CacheBackend.REDIS, redis_url=unresponsive_redis, redis_timeout=0.2
+    # The breaker must not serialise Redis calls (pybreaker's lock did): LOOKUPS threads of one
+    # worker, each with its GET in flight at the same time, not one after another.
+    all_in = threading.Barrier(LOOKUPS, timeout=BARRIER_TIMEOUT_S)
+
+    def hold_gets(command: list[bytes]) -> bytes:
+        if command[0].upper() == b"GET":
+            with contextlib.suppress(threading.BrokenBarrierError):  # answered, and reported below
+                all_in.wait()
+        return redis_reply(command)
+
+    with FakeRedis(hold_gets) as fake:
+        app = make_app(
+            cache_backend=CacheBackend.REDIS, redis_url=fake.url, redis_timeout=LONG_TIMEOUT_S
+        )
+        with ThreadPoolExecutor(LOOKUPS) as pool:
+            responses = list(pool.map(lambda _: app.test_client().get("/time"), range(LOOKUPS)))
+
+    assert [r.status_code for r in responses] == [200] * LOOKUPS
+    assert not all_in.broken, (
+        f"only {fake.max_in_flight} of {LOOKUPS} Redis commands were ever in flight at once"
     )
+    assert fake.names().count(b"GET") == LOOKUPS
 
-    def timed_lookup(_: int) -> float:
-        started = time.monotonic()
-        assert app.test_client().get("/time").status_code == 200
-        return time.monotonic() - started
 
-    with ThreadPoolExecutor(4) as pool:
-        latencies = list(pool.map(timed_lookup, range(4)))
+def test_a_new_connection_reads_no_package_metadata(
+    make_app: Callable[..., Flask], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # redis-py 8.1 names itself on each new connection (CLIENT SETINFO LIB-NAME, LIB-VER); left
+    # to itself, it looks its version up in the installed packages' metadata for each one, a scan
+    # of every sys.path entry, under the lock every thread's connection pool shares.
+    version_lookups: list[str] = []
+    real_version = importlib.metadata.version
 
-    assert max(latencies) < 2 * 0.2, latencies
+    def counted_version(name: str) -> str:
+        version_lookups.append(name)
+        return real_version(name)
+
+    with FakeRedis() as fake:
+        app = make_app(cache_backend=CacheBackend.REDIS, redis_url=fake.url)
+        monkeypatch.setattr(importlib.metadata, "version", counted_version)
+        with ThreadPoolExecutor(LOOKUPS) as pool:
+            responses = list(pool.map(lambda _: app.test_client().get("/time"), range(LOOKUPS)))
+
+        assert [r.status_code for r in responses] == [200] * LOOKUPS
+        assert version_lookups == []
+        # It still says who it is, once per connection.
+        setinfo = [c[2:] for c in fake.commands if c[:2] == [b"CLIENT", b"SETINFO"]]
+        assert fake.connections >= 1
+        assert setinfo.count([b"LIB-VER", redis.__version__.encode()]) == fake.connections

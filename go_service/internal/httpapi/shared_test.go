@@ -18,16 +18,17 @@ func TestReplicasShareTimeAndAge(t *testing.T) {
 	clock := clocktest.New(time.Now()) // Redis' own PX expiry runs on the real clock
 	replicas := make([]*testService, 3)
 	for i := range replicas {
-		// A second, not the service's 50 ms: on a busy machine a slow Redis answer would be
-		// filled locally and pass for a second fill.
-		client, err := sharedcache.NewClient(srv.URL(), time.Second)
+		// Redis' timeout and the lease wait are not under test here: a minute, which no live
+		// Redis or filler misses on any machine. The service's 50 ms and 250 ms would have a
+		// slow answer filled locally, correctly, and pass for a second fill.
+		client, err := sharedcache.NewClient(srv.URL(), time.Minute)
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { _ = client.Close() })
 		tier, err := sharedcache.New(sharedcache.Options{
-			Client: client, Prefix: "go_service:", TTL: testTTL, Timeout: time.Second,
-			LeaseWait: 250 * time.Millisecond, PollInterval: 5 * time.Millisecond, Now: clock.Now,
+			Client: client, Prefix: "go_service:", TTL: testTTL, Timeout: time.Minute,
+			LeaseWait: time.Minute, PollInterval: 5 * time.Millisecond, Now: clock.Now,
 		})
 		if err != nil {
 			t.Fatal(err)

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -21,13 +23,18 @@ import (
 
 const (
 	testTTL = 10 * time.Second
-	// testTimeout is the production default, for the tests that measure how long a caller waits
-	// with Redis down or paused; sharingTimeout gives Redis room on a busy machine in the tests of
-	// sharing, so that a slow answer (counted as an error, and correctly filled locally) does not
-	// pass for a second fill.
-	testTimeout    = 50 * time.Millisecond
-	sharingTimeout = time.Second
+	// testTimeout is the production default, in the tests with Redis down or paused; they count
+	// the commands a Load sends and check each one's deadline rather than time the Load.
+	testTimeout = 50 * time.Millisecond
+	// sharingTimeout bounds Redis commands and lease waits in the tests of sharing, where Redis
+	// is up and neither bound is under test: no live Redis misses it, on any machine (a stall
+	// that long ends in go test's own timeout first). With a short one, a slow answer is counted
+	// as an error and filled locally, correctly, and passes for a second fill.
+	sharingTimeout = time.Minute
 	testLease      = 300 * time.Millisecond
+	// stallBound is where a test stops waiting for a Load that should have ended after one
+	// Timeout or LeaseWait: far beyond either plus any scheduling delay of a busy machine.
+	stallBound = 10 * time.Second
 )
 
 // newClock starts at the real time: Redis' own PX expiry runs on it.
@@ -36,31 +43,117 @@ func newClock() *clocktest.Clock { return clocktest.New(time.Now()) }
 // replica is one service process's view: its own connection pool to the shared Redis.
 func replica(t *testing.T, srv *redistest.Server, clock *clocktest.Clock) *Tier {
 	t.Helper()
-	return replicaWithTimeout(t, srv, clock, sharingTimeout)
+	tier, _ := loggedReplica(t, srv, clock, sharingTimeout, sharingTimeout)
+	return tier
 }
 
-// replicaWithTimeout is replica with the Redis timeout given (testTimeout in
-// the tests that measure how long a caller waits for a Redis that is gone).
-func replicaWithTimeout(t *testing.T, srv *redistest.Server, clock *clocktest.Clock, timeout time.Duration) *Tier {
+// loggedReplica is replica with the Redis timeout and lease wait given, and the log of the
+// commands its client sends.
+func loggedReplica(t *testing.T, srv *redistest.Server, clock *clocktest.Clock, timeout, leaseWait time.Duration) (*Tier, *commandLog) {
 	t.Helper()
 	client, err := NewClient(srv.URL(), timeout)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = client.Close() })
+	log := &commandLog{}
+	client.AddHook(log)
 	tier, err := New(Options{
 		Client:       client,
 		Prefix:       "test:",
 		TTL:          testTTL,
 		Timeout:      timeout,
-		LeaseWait:    testLease,
+		LeaseWait:    leaseWait,
 		PollInterval: 5 * time.Millisecond,
 		Now:          clock.Now,
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return tier
+	return tier, log
+}
+
+// commandLog is a go-redis hook that keeps every command the client sent: its name (with NX for
+// a SET that takes a lease), how long its context gave it, and its error.
+type commandLog struct {
+	mu       sync.Mutex
+	commands []sentCommand
+}
+
+type sentCommand struct {
+	name   string
+	budget time.Duration // from the command's start to its context's deadline; 0 for none
+	err    error
+}
+
+func (l *commandLog) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (l *commandLog) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
+}
+
+func (l *commandLog) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		var budget time.Duration
+		if deadline, ok := ctx.Deadline(); ok {
+			budget = time.Until(deadline)
+		}
+		err := next(ctx, cmd)
+		name := cmd.Name()
+		if name == "set" && slices.ContainsFunc(cmd.Args(), func(arg any) bool { return arg == "nx" }) {
+			name = "set nx"
+		}
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		l.commands = append(l.commands, sentCommand{name: name, budget: budget, err: err})
+		return err
+	}
+}
+
+// take returns the commands sent since the last take, leaving out a new connection's handshake
+// (HELLO, CLIENT).
+func (l *commandLog) take() []sentCommand {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	sent := slices.DeleteFunc(l.commands, func(c sentCommand) bool { return c.name == "hello" || c.name == "client" })
+	l.commands = nil
+	return sent
+}
+
+// names lists the commands' names.
+func names(sent []sentCommand) []string {
+	list := make([]string, len(sent))
+	for i, c := range sent {
+		list[i] = c.name
+	}
+	return list
+}
+
+// timedOut says whether err is a deadline running out: the context's, or the connection's.
+func timedOut(err error) bool {
+	var netErr net.Error
+	return errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &netErr) && netErr.Timeout())
+}
+
+// loadWithin runs Load, failing the test if it has not returned after stallBound.
+func loadWithin(t *testing.T, tier *Tier, key string, fill func(context.Context) (string, error)) (string, error) {
+	t.Helper()
+	type result struct {
+		v   string
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		v, _, err := tier.Load(t.Context(), key, fill)
+		done <- result{v, err}
+	}()
+	select {
+	case r := <-done:
+		return r.v, r.err
+	case <-time.After(stallBound):
+		t.Fatalf("Load(%q) still waiting after %s", key, stallBound)
+		return "", nil
+	}
 }
 
 // counter is a fill function that counts its calls and returns a new value each time.
@@ -167,7 +260,7 @@ func TestFleetFillsOnceUnderConcurrentMisses(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		fleet[i] = tiers{l1: l1, l2: replicaWithTimeout(t, srv, clock, time.Second)}
+		fleet[i] = tiers{l1: l1, l2: replica(t, srv, clock)}
 	}
 	for round := range 3 {
 		values := make(chan string, replicas*perReplica)
@@ -208,27 +301,33 @@ func TestFleetFillsOnceUnderConcurrentMisses(t *testing.T) {
 	}
 }
 
-// Redis killed: answers keep coming, from local fills, each within the
-// timeout bound; restarted: the replicas share again.
+// Redis killed: answers keep coming, from local fills, each after one
+// command (its GET, refused); restarted: the replicas share again.
 func TestRedisKilledAndRestarted(t *testing.T) {
 	srv := redistest.Start(t)
 	clock := newClock()
-	a, b := replicaWithTimeout(t, srv, clock, testTimeout), replicaWithTimeout(t, srv, clock, testTimeout)
+	a, logA := loggedReplica(t, srv, clock, testTimeout, testLease)
+	b, logB := loggedReplica(t, srv, clock, testTimeout, testLease)
 	var fills counter
 	if _, _, err := a.Load(t.Context(), "k", fills.fill); err != nil {
 		t.Fatal(err)
 	}
 
 	srv.Kill()
-	for _, tier := range []*Tier{a, b} {
-		start := time.Now()
-		v, _, err := tier.Load(t.Context(), "k2", fills.fill)
-		if elapsed := time.Since(start); err != nil || v == "" || elapsed > 2*testTimeout+50*time.Millisecond {
-			t.Fatalf("with Redis down: Load = %q, %v after %s; want a value within 2 x %s", v, err, elapsed, testTimeout)
+	logA.take()
+	for _, r := range []struct {
+		tier *Tier
+		log  *commandLog
+	}{{a, logA}, {b, logB}} {
+		before := r.tier.Stats()
+		v, err := loadWithin(t, r.tier, "k2", fills.fill)
+		sent := r.log.take()
+		if err != nil || v == "" || !slices.Equal(names(sent), []string{"get"}) || sent[0].err == nil {
+			t.Fatalf("with Redis down: Load = %q, %v after sending %v; want a value after one failed GET", v, err, names(sent))
 		}
-	}
-	if a.Stats().Errors == 0 || b.Stats().Errors == 0 {
-		t.Fatalf("errors not counted: A %+v, B %+v", a.Stats(), b.Stats())
+		if s := r.tier.Stats(); s.Errors != before.Errors+1 || s.LookupErrors != before.LookupErrors+1 {
+			t.Fatalf("errors not counted: before %+v, after %+v", before, s)
+		}
 	}
 
 	srv.Restart()
@@ -244,32 +343,44 @@ func TestRedisKilledAndRestarted(t *testing.T) {
 	}
 }
 
-// Redis that accepts but never answers (SIGSTOP) delays a request by at most 2 x Timeout.
+// Redis that accepts but never answers (SIGSTOP) costs a lookup one command:
+// its GET, given Timeout, times out, and the value is filled locally.
 func TestPausedRedisBoundsTheWait(t *testing.T) {
 	srv := redistest.Start(t)
-	tier := replicaWithTimeout(t, srv, newClock(), testTimeout)
+	tier, log := loggedReplica(t, srv, newClock(), testTimeout, testLease)
 	var fills counter
 	if _, _, err := tier.Load(t.Context(), "warm", fills.fill); err != nil { // a pooled connection
 		t.Fatal(err)
 	}
+	log.take()
 	srv.Pause()
 	defer srv.Resume()
+	before := tier.Stats()
 	start := time.Now()
-	v, _, err := tier.Load(t.Context(), "k", fills.fill)
-	if elapsed := time.Since(start); err != nil || v == "" || elapsed > 2*testTimeout+50*time.Millisecond {
-		t.Fatalf("with Redis paused: Load = %q, %v after %s; want a value within 2 x %s", v, err, elapsed, testTimeout)
+	v, err := loadWithin(t, tier, "k", fills.fill)
+	elapsed := time.Since(start)
+	sent := log.take()
+	if err != nil || v == "" || !slices.Equal(names(sent), []string{"get"}) {
+		t.Fatalf("with Redis paused: Load = %q, %v after sending %v; want a value after one GET", v, err, names(sent))
 	}
-	if tier.Stats().Errors == 0 {
-		t.Fatal("timeouts not counted as errors")
+	if get := sent[0]; get.budget <= 0 || get.budget > testTimeout || !timedOut(get.err) {
+		t.Errorf("the GET had %s and ended with %v; want at most Timeout (%s), and a timeout", get.budget, get.err, testTimeout)
+	}
+	// Only the real clock can say the deadline was kept; not before it, and long before stallBound.
+	if elapsed < testTimeout {
+		t.Errorf("Load returned after %s, before the GET's %s could run out", elapsed, testTimeout)
+	}
+	if s := tier.Stats(); s.LookupErrors != before.LookupErrors+1 || s.Errors != before.Errors+1 || s.Fills != before.Fills+1 {
+		t.Errorf("stats went from %+v to %+v; want one more lookup error, error and fill", before, s)
 	}
 }
 
-// A replica that took the lease and died: the others wait LeaseWait, then fill.
+// A replica that took the lease and died: the others poll for LeaseWait, then fill.
 func TestAbandonedLeaseDelaysAtMostLeaseWait(t *testing.T) {
 	srv := redistest.Start(t)
-	// Room for Redis on a busy machine: a poll that timed out would be filled locally at once
+	// A Redis timeout no poll misses: one that timed out would be filled locally at once
 	// (correctly) and pass for a lease wait that ended early.
-	tier := replicaWithTimeout(t, srv, newClock(), time.Second)
+	tier, log := loggedReplica(t, srv, newClock(), sharingTimeout, testLease)
 	other := redis.NewClient(&redis.Options{Addr: srv.Addr()})
 	t.Cleanup(func() { _ = other.Close() })
 	if err := other.Set(t.Context(), "test:lease:k", "dead-replica", time.Minute).Err(); err != nil {
@@ -277,10 +388,18 @@ func TestAbandonedLeaseDelaysAtMostLeaseWait(t *testing.T) {
 	}
 	var fills counter
 	start := time.Now()
-	v, _, err := tier.Load(t.Context(), "k", fills.fill)
+	v, err := loadWithin(t, tier, "k", fills.fill)
 	elapsed := time.Since(start)
-	if err != nil || v == "" || elapsed < testLease || elapsed > testLease+500*time.Millisecond {
-		t.Fatalf("Load = %q, %v after %s; want a value after about %s", v, err, elapsed, testLease)
+	sent := names(log.take())
+	if err != nil || v == "" || elapsed < testLease {
+		t.Fatalf("Load = %q, %v after %s; want a value, not before LeaseWait (%s)", v, err, elapsed, testLease)
+	}
+	// The lookup, the lease it lost, at least one poll and at most one per PollInterval, the store.
+	maxPolls := int(testLease/(5*time.Millisecond)) + 1
+	polls := len(sent) - 3
+	if len(sent) < 4 || !slices.Equal(sent[:2], []string{"get", "set nx"}) || sent[len(sent)-1] != "set" ||
+		slices.ContainsFunc(sent[2:len(sent)-1], func(name string) bool { return name != "get" }) || polls > maxPolls {
+		t.Errorf("commands sent: %v; want get, set nx, 1 to %d polls (get) and set", sent, maxPolls)
 	}
 	if stored, _ := other.Get(t.Context(), "test:k").Result(); !strings.HasSuffix(stored, ":"+v) {
 		t.Errorf("the late fill was not shared: Redis holds %q", stored)
@@ -352,7 +471,7 @@ func TestTwoTiersAcrossReplicas(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		fleet[i] = tiers{l1: l1, l2: replicaWithTimeout(t, srv, clock, time.Second)}
+		fleet[i] = tiers{l1: l1, l2: replica(t, srv, clock)}
 	}
 	var fills counter
 	get := func(r tiers) (string, time.Time) {

@@ -5,12 +5,34 @@ from __future__ import annotations
 import http.server
 import socket
 import threading
-import time
 from collections.abc import Iterator
 
 import pytest
 
-from tools.testing.python.support import free_port, http_request, wait_until
+from tools.testing.python import support
+from tools.testing.python.support import Response, free_port, http_request, wait_until
+
+
+class FakeTime:
+    """Stands in for the `time` module support reads: a clock that only sleep() moves."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.sleeps: list[float] = []
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+@pytest.fixture
+def fake_time(monkeypatch: pytest.MonkeyPatch) -> FakeTime:
+    fake = FakeTime()
+    monkeypatch.setattr(support, "time", fake)
+    return fake
 
 
 def test_a_wait_that_succeeds_returns_the_predicates_value() -> None:
@@ -18,22 +40,27 @@ def test_a_wait_that_succeeds_returns_the_predicates_value() -> None:
     assert wait_until(lambda: next(calls), timeout_s=5, interval_s=0.01) == {"ready": True}
 
 
-def test_a_wait_that_times_out_says_so_within_its_bound() -> None:
-    started = time.monotonic()
+def test_a_wait_that_times_out_says_so_within_its_bound(fake_time: FakeTime) -> None:
+    asked_at: list[float] = []
+
+    def never() -> bool:
+        asked_at.append(fake_time.now - 1000)
+        return False
+
     with pytest.raises(TimeoutError) as raised:
-        wait_until(lambda: False, timeout_s=0.3, interval_s=0.05, what="the moon")
-    elapsed = time.monotonic() - started
-    assert 0.3 <= elapsed < 0.6
+        wait_until(never, timeout_s=0.3, interval_s=0.1, what="the moon")
+    # Asked at once, then every interval, the last time at the bound; no sleep past it.
+    assert asked_at == pytest.approx([0, 0.1, 0.2, 0.3])
+    assert sum(fake_time.sleeps) == pytest.approx(0.3)
     assert str(raised.value) == (
         "timed out after 0.3 s waiting for the moon (last: it returned False)"
     )
 
 
-def test_a_long_interval_does_not_stretch_the_bound() -> None:
-    started = time.monotonic()
+def test_a_long_interval_does_not_stretch_the_bound(fake_time: FakeTime) -> None:
     with pytest.raises(TimeoutError):
         wait_until(lambda: False, timeout_s=0.2, interval_s=10)
-    assert time.monotonic() - started < 0.5
+    assert fake_time.sleeps == pytest.approx([0.2])
 
 
 def test_retried_errors_are_not_yet_and_the_last_one_is_named() -> None:
@@ -145,18 +172,23 @@ def test_no_server_is_an_oserror() -> None:
 def test_a_wait_on_a_request_retries_until_the_server_answers() -> None:
     port = free_port()
     httpd: list[http.server.HTTPServer] = []
+    refused: list[OSError] = []
 
-    def start_later() -> None:
-        time.sleep(0.3)
-        httpd.append(http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler))
-        httpd[0].serve_forever()
+    def ask() -> Response:
+        try:
+            return http_request(f"http://127.0.0.1:{port}/ok")
+        except OSError as error:
+            # The first refusal starts the server: the next try must find it.
+            refused.append(error)
+            if not httpd:
+                httpd.append(http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler))
+                threading.Thread(target=httpd[0].serve_forever, daemon=True).start()
+            raise
 
-    threading.Thread(target=start_later, daemon=True).start()
     try:
-        response = wait_until(
-            lambda: http_request(f"http://127.0.0.1:{port}/ok"), timeout_s=5, interval_s=0.05
-        )
+        response = wait_until(ask, timeout_s=30, interval_s=0.01)
         assert response.status == 200
+        assert len(refused) == 1
     finally:
         if httpd:
             httpd[0].shutdown()

@@ -102,7 +102,9 @@ func TestRunGivesUpAfterTimeout(t *testing.T) {
 	if code != 1 || !strings.Contains(stderr.String(), "deadline exceeded") {
 		t.Errorf("exit code %d, stderr %q; want 1 and the deadline as the reason", code, stderr.String())
 	}
-	if took < Timeout || took > Timeout+time.Second {
-		t.Errorf("gave up after %s, want just after Timeout (%s)", took, Timeout)
+	// The server never answers, so returning at all is the deadline's doing (stderr names it).
+	// Only the real clock can say it was Timeout's: not before it, and nowhere near 10 of them.
+	if took < Timeout || took > 10*Timeout {
+		t.Errorf("gave up after %s, want after Timeout (%s)", took, Timeout)
 	}
 }

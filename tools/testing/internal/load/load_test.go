@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -50,39 +51,100 @@ func TestValidate(t *testing.T) {
 	}
 }
 
-// An open-loop run keeps its rate when every answer takes longer than the period, and its
-// latencies show the wait: a closed loop on the same connections would send a fraction of the
-// requests, each measured as fast as the server let it start (coordinated omission).
-func TestRunOpenLoopKeepsTheRateWhenAnswersAreSlow(t *testing.T) {
-	const delay = 100 * time.Millisecond
-	server := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		time.Sleep(delay)
-		_, _ = w.Write([]byte("ok\n"))
-	}))
-	defer server.Close()
+// slowServer answers every request after delay, and counts the requests it holds at once. With
+// holdFor > 0 it answers none before holdFor of them are in flight together (or after
+// gateTimeout): a client that waits for answers before it sends more never gets there.
+type slowServer struct {
+	delay   time.Duration
+	holdFor int
+	gate    chan struct{}
 
-	config := Config{
-		Targets: []string{server.URL}, Connections: 2, Duration: time.Second,
-		MaxRequests: 1000, Timeout: 5 * time.Second,
+	mu             sync.Mutex
+	inFlight, most int
+	gateOpen       bool
+}
+
+// gateTimeout ends a hold no client completes: shorter than the runs' request timeout.
+const gateTimeout = 3 * time.Second
+
+func newSlowServer(delay time.Duration, holdFor int) *slowServer {
+	return &slowServer{delay: delay, holdFor: holdFor, gate: make(chan struct{})}
+}
+
+func (s *slowServer) ServeHTTP(w http.ResponseWriter, _ *http.Request) {
+	s.mu.Lock()
+	s.inFlight++
+	s.most = max(s.most, s.inFlight)
+	if s.holdFor > 0 && s.inFlight >= s.holdFor && !s.gateOpen {
+		s.gateOpen = true
+		close(s.gate)
 	}
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		s.inFlight--
+	}()
+	if s.holdFor > 0 {
+		select {
+		case <-s.gate:
+		case <-time.After(gateTimeout):
+		}
+	}
+	time.Sleep(s.delay)
+	_, _ = w.Write([]byte("ok\n"))
+}
+
+// mostInFlight is the most requests the server ever held at once.
+func (s *slowServer) mostInFlight() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.most
+}
+
+// An open-loop run keeps its rate when every answer takes longer than the period: it sends while
+// earlier requests are unanswered, adding connections for them, and its latencies show the wait.
+// A closed loop on the same connections has at most one request in flight on each, and would send
+// a fraction of the requests, each measured as fast as the server let it start (coordinated
+// omission). Asserted by what the servers saw at once, not by how many requests a second of this
+// machine's time let through.
+func TestRunOpenLoopKeepsTheRateWhenAnswersAreSlow(t *testing.T) {
+	const connections, delay, rate = 2, 100 * time.Millisecond, 200
+	closedServer := newSlowServer(delay, 0)
+	closedTarget := httptest.NewServer(closedServer)
+	defer closedTarget.Close()
+	// Ten at once: five times the connections the run starts with, 50 ms of the open loop's sends.
+	const heldAtOnce = 10
+	openServer := newSlowServer(delay, heldAtOnce)
+	openTarget := httptest.NewServer(openServer)
+	defer openTarget.Close()
+
+	config := Config{Connections: connections, Duration: time.Second, MaxRequests: 1000, Timeout: 5 * time.Second}
+	config.Targets = []string{closedTarget.URL}
 	closed, err := Run(context.Background(), config)
 	if err != nil {
 		t.Fatal(err)
 	}
-	config.Rate = 200
+	config.Targets, config.Rate = []string{openTarget.URL}, rate
 	open, err := Run(context.Background(), config)
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Two connections, 100 ms each: at most ~20 closed-loop requests in a second.
+	if most := closedServer.mostInFlight(); most > connections {
+		t.Errorf("closed loop had %d requests in flight at once, want at most one per connection (%d)", most, connections)
+	}
+	// Upper bounds only: a slow machine sends fewer, never more.
 	if closed.Requests > 25 {
-		t.Errorf("closed loop sent %d requests, want at most 25", closed.Requests)
+		t.Errorf("closed loop sent %d requests, want at most 25 (2 connections, 100 ms each, 1 s)", closed.Requests)
 	}
-	if open.Requests < 180 || open.Requests > 201 {
-		t.Errorf("open loop at 200/s for 1 s sent %d requests, want 180..201", open.Requests)
+	if open.Requests > rate+1 {
+		t.Errorf("open loop at %d/s for 1 s sent %d requests, want at most %d", rate, open.Requests, rate+1)
 	}
-	if open.OfferedRPS != 200 || open.Failed != 0 || open.P50Ms < float64(delay.Milliseconds()) {
-		t.Errorf("open loop report = %+v, want offered 200/s, no failures, p50 >= %v", open, delay)
+	if most := openServer.mostInFlight(); most < heldAtOnce {
+		t.Errorf("open loop had at most %d requests in flight at once, want %d: it waited for answers", most, heldAtOnce)
+	}
+	if open.OfferedRPS != rate || open.Failed != 0 || open.P50Ms < float64(delay.Milliseconds()) {
+		t.Errorf("open loop report = %+v, want offered %d/s, no failures, p50 >= %v", open, rate, delay)
 	}
 }
 
