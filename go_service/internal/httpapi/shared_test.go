@@ -20,14 +20,14 @@ func TestReplicasShareTimeAndAge(t *testing.T) {
 	for i := range replicas {
 		// A second, not the service's 50 ms: on a busy machine a slow Redis answer would be
 		// filled locally and pass for a second fill.
-		client, err := sharedcache.NewClient(srv.URL(), time.Second)
+		client, err := sharedcache.NewClient(srv.URL(), "", time.Second)
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { _ = client.Close() })
 		tier, err := sharedcache.New(sharedcache.Options{
 			Client: client, Prefix: "go_service:", TTL: testTTL, Timeout: time.Second,
-			LeaseWait: 250 * time.Millisecond, PollInterval: 5 * time.Millisecond, Now: clock.Now,
+			LeaseWait: 250 * time.Millisecond, PollInterval: 5 * time.Millisecond, MaxEntryBytes: 4096, Now: clock.Now,
 		})
 		if err != nil {
 			t.Fatal(err)

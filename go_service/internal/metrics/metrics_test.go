@@ -7,6 +7,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"cacheplatform/go_service/internal/cache"
+	"cacheplatform/go_service/internal/sharedcache"
 )
 
 func TestMethodLabelIsBounded(t *testing.T) {
@@ -45,6 +46,38 @@ func TestCacheMetricsReadStatsAtScrapeTime(t *testing.T) {
 		t.Fatal(err)
 	}
 	current.Hits = 30
+	want := map[string]float64{
+		"cache_requests_total/hit": 30, "cache_requests_total/miss": 2,
+		"cache_evictions_total": 1, "cache_expirations_total": 4, "cache_entries": 5,
+	}
+	for name, v := range want {
+		if got := gathered(t, reg)[name]; got != v {
+			t.Errorf("%s = %v, want %v", name, got, v)
+		}
+	}
+}
+
+func TestSharedCacheMetricsReadStatsAtScrapeTime(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	current := sharedcache.Stats{Hits: 7, Misses: 3, LookupErrors: 1, Errors: 2, Fills: 4, Invalid: 1}
+	if err := RegisterSharedCache(reg, func() sharedcache.Stats { return current }); err != nil {
+		t.Fatal(err)
+	}
+	current.Invalid = 2
+	want := map[string]float64{
+		"cache_shared_requests_total/hit": 7, "cache_shared_requests_total/miss": 3,
+		"cache_shared_requests_total/error": 1, "redis_errors_total": 2, "redis_invalid_values_total": 2,
+	}
+	for name, v := range want {
+		if got, ok := gathered(t, reg)[name]; !ok || got != v {
+			t.Errorf("%s = %v (exposed: %v), want %v", name, got, ok, v)
+		}
+	}
+}
+
+// gathered is reg's samples by name and label values ("name/value..."); counters and gauges.
+func gathered(t *testing.T, reg *prometheus.Registry) map[string]float64 {
+	t.Helper()
 	families, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)
@@ -59,15 +92,7 @@ func TestCacheMetricsReadStatsAtScrapeTime(t *testing.T) {
 			got[name] = m.GetCounter().GetValue() + m.GetGauge().GetValue()
 		}
 	}
-	want := map[string]float64{
-		"cache_requests_total/hit": 30, "cache_requests_total/miss": 2,
-		"cache_evictions_total": 1, "cache_expirations_total": 4, "cache_entries": 5,
-	}
-	for name, v := range want {
-		if got[name] != v {
-			t.Errorf("%s = %v, want %v", name, got[name], v)
-		}
-	}
+	return got
 }
 
 func TestBuildInfoNamesVersionRevisionAndRuntime(t *testing.T) {
