@@ -39,39 +39,53 @@ func TestRegisteringTwiceFails(t *testing.T) {
 	}
 }
 
+// Both tiers' counters are read from their stats at scrape time: a value changed after
+// registering is what the scrape shows.
 func TestCacheMetricsReadStatsAtScrapeTime(t *testing.T) {
-	reg := prometheus.NewRegistry()
-	current := cache.Stats{Hits: 3, Misses: 2, Evictions: 1, Expirations: 4, Entries: 5}
-	if err := RegisterCache(reg, func() cache.Stats { return current }); err != nil {
-		t.Fatal(err)
-	}
-	current.Hits = 30
-	want := map[string]float64{
-		"cache_requests_total/hit": 30, "cache_requests_total/miss": 2,
-		"cache_evictions_total": 1, "cache_expirations_total": 4, "cache_entries": 5,
-	}
-	for name, v := range want {
-		if got := gathered(t, reg)[name]; got != v {
-			t.Errorf("%s = %v, want %v", name, got, v)
-		}
-	}
-}
-
-func TestSharedCacheMetricsReadStatsAtScrapeTime(t *testing.T) {
-	reg := prometheus.NewRegistry()
-	current := sharedcache.Stats{Hits: 7, Misses: 3, LookupErrors: 1, Errors: 2, Fills: 4, Invalid: 1}
-	if err := RegisterSharedCache(reg, func() sharedcache.Stats { return current }); err != nil {
-		t.Fatal(err)
-	}
-	current.Invalid = 2
-	want := map[string]float64{
-		"cache_shared_requests_total/hit": 7, "cache_shared_requests_total/miss": 3,
-		"cache_shared_requests_total/error": 1, "redis_errors_total": 2, "redis_invalid_values_total": 2,
-	}
-	for name, v := range want {
-		if got, ok := gathered(t, reg)[name]; !ok || got != v {
-			t.Errorf("%s = %v (exposed: %v), want %v", name, got, ok, v)
-		}
+	for _, tc := range []struct {
+		name     string
+		register func(prometheus.Registerer) error
+		want     map[string]float64
+	}{
+		{
+			name: "in-process tier",
+			register: func(reg prometheus.Registerer) error {
+				current := cache.Stats{Hits: 3, Misses: 2, Evictions: 1, Expirations: 4, Entries: 5}
+				err := RegisterCache(reg, func() cache.Stats { return current })
+				current.Hits = 30
+				return err
+			},
+			want: map[string]float64{
+				"cache_requests_total/hit": 30, "cache_requests_total/miss": 2,
+				"cache_evictions_total": 1, "cache_expirations_total": 4, "cache_entries": 5,
+			},
+		},
+		{
+			name: "shared tier",
+			register: func(reg prometheus.Registerer) error {
+				current := sharedcache.Stats{Hits: 7, Misses: 3, LookupErrors: 1, Errors: 2, Fills: 4, Invalid: 1}
+				err := RegisterSharedCache(reg, func() sharedcache.Stats { return current })
+				current.Invalid = 2
+				return err
+			},
+			want: map[string]float64{
+				"cache_shared_requests_total/hit": 7, "cache_shared_requests_total/miss": 3,
+				"cache_shared_requests_total/error": 1, "redis_errors_total": 2, "redis_invalid_values_total": 2,
+			},
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			reg := prometheus.NewRegistry()
+			if err := tc.register(reg); err != nil {
+				t.Fatal(err)
+			}
+			got := gathered(t, reg)
+			for name, v := range tc.want {
+				if value, ok := got[name]; !ok || value != v {
+					t.Errorf("%s = %v (exposed: %v), want %v", name, value, ok, v)
+				}
+			}
+		})
 	}
 }
 
