@@ -17,7 +17,6 @@ from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from ipaddress import ip_address, ip_network
-from pathlib import Path
 
 import pytest
 
@@ -253,7 +252,8 @@ def test_7_every_exposer_speaks_the_metrics_vocabulary() -> None:
 
 
 def redis_exchange(*commands: tuple[str, ...]) -> list[bytes]:
-    """Commands to Redis' port on the stack's network, one connection: each reply's first line."""
+    """Commands to Redis' port on the stack's network, one connection: each reply's first line
+    (a bulk string's payload is read past)."""
     (settings,) = STACK.container("redis")["NetworkSettings"]["Networks"].values()
     with socket.create_connection((settings["IPAddress"], 6379), timeout=10) as connection:
         replies = connection.makefile("rb")
@@ -263,7 +263,10 @@ def redis_exchange(*commands: tuple[str, ...]) -> list[bytes]:
                 b"*%d\r\n" % len(command)
                 + b"".join(b"$%d\r\n%s\r\n" % (len(a.encode()), a.encode()) for a in command)
             )
-            answers.append(replies.readline().rstrip(b"\r\n"))
+            answer = replies.readline().rstrip(b"\r\n")
+            if answer.startswith(b"$") and int(answer[1:]) >= 0:
+                replies.read(int(answer[1:]) + 2)
+            answers.append(answer)
         return answers
 
 
@@ -286,7 +289,7 @@ def test_8_redis_refuses_a_client_without_credentials() -> None:
 
 
 def test_8_secrets_are_private_files_never_in_a_container_config() -> None:
-    secrets_dir = Path.home() / ".local/state/cache-platform" / STACK.project / "secrets"
+    secrets_dir = STACK.secrets_dir
     assert stat.S_IMODE(secrets_dir.stat().st_mode) == 0o700
     users = {  # file -> the uid of the container that reads it (the images' NONROOT_UID; Grafana's)
         "go-service-redis-password": 65532,

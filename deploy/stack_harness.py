@@ -96,6 +96,11 @@ class Stack:
     def py_direct(self) -> str:
         return f"http://{self.address(self.PY_SERVICE)}:8000"
 
+    @property
+    def secrets_dir(self) -> Path:
+        """Where deploy/stack.sh writes the containers' secrets for this project."""
+        return Path.home() / ".local/state/cache-platform" / self.project / "secrets"
+
     def env(self) -> dict[str, str]:
         return dict(
             os.environ,
@@ -123,7 +128,8 @@ class Stack:
             # compose.yaml refuses to load without these; stack.sh sets its own for `up`, and the
             # tests' own compose commands (ps, stop, start) create no container.
             STACK_ALERT_WEBHOOK_URL_FILE=os.devnull,
-            STACK_SECRETS_DIR=os.devnull,
+            # Where `up` put them: a Go replica the tests scale out mounts its own.
+            STACK_SECRETS_DIR=str(self.secrets_dir),
             # Given, not generated into ~/.config (the tests talk to Redis as its users).
             STACK_GRAFANA_ADMIN_PASSWORD=os.environ.get(
                 "STACK_GRAFANA_ADMIN_PASSWORD", secrets.token_urlsafe(18)
