@@ -8,6 +8,8 @@ Failures (apps and Redis stopped, load, SIGTERM, random paths) are deploy/fault_
 """
 
 import json
+import socket
+import stat
 import subprocess
 import sys
 import time
@@ -247,6 +249,69 @@ def test_7_every_exposer_speaks_the_metrics_vocabulary() -> None:
         response = http_request(url)
         assert response.status == 200, exposer
         assert problems(spec, response.text, exposer, routes) == [], exposer
+
+
+def redis_exchange(*commands: tuple[str, ...]) -> list[bytes]:
+    """Commands to Redis' port on the stack's network, one connection: each reply's first line
+    (a bulk string's payload is read past)."""
+    (settings,) = STACK.container("redis")["NetworkSettings"]["Networks"].values()
+    with socket.create_connection((settings["IPAddress"], 6379), timeout=10) as connection:
+        replies = connection.makefile("rb")
+        answers = []
+        for command in commands:
+            connection.sendall(
+                b"*%d\r\n" % len(command)
+                + b"".join(b"$%d\r\n%s\r\n" % (len(a.encode()), a.encode()) for a in command)
+            )
+            answer = replies.readline().rstrip(b"\r\n")
+            if answer.startswith(b"$") and int(answer[1:]) >= 0:
+                replies.read(int(answer[1:]) + 2)
+            answers.append(answer)
+        return answers
+
+
+def test_8_redis_refuses_a_client_without_credentials() -> None:
+    # Any container on the stack's network can reach Redis' port; without an ACL user's password
+    # it can run nothing (deploy/redis/users_acl.sh).
+    anonymous = redis_exchange(("PING",), ("GET", "go_service:v1:time"), ("KEYS", "*"))
+    assert all(reply.startswith(b"-NOAUTH") for reply in anonymous), anonymous
+    wrong = redis_exchange(("AUTH", "go-service", "not-the-password"), ("PING",))
+    assert [reply.split()[0] for reply in wrong] == [b"-WRONGPASS", b"-NOAUTH"], wrong
+    # The Go service's user reaches its own keys only, and no administrative command.
+    go = redis_exchange(
+        ("AUTH", "go-service", STACK.redis_go_service_password),
+        ("GETRANGE", "go_service:v1:time", "0", "-1"),
+        ("GETRANGE", "py_service:v1:time", "0", "-1"),
+        ("FLUSHALL",),
+    )
+    assert [reply[:1] for reply in go[:2]] == [b"+", b"$"], go
+    assert [reply.split()[0] for reply in go[2:]] == [b"-NOPERM", b"-NOPERM"], go
+
+
+def test_8_secrets_are_private_files_never_in_a_container_config() -> None:
+    secrets_dir = STACK.secrets_dir
+    assert stat.S_IMODE(secrets_dir.stat().st_mode) == 0o700
+    users = {  # file -> the uid of the container that reads it (the images' NONROOT_UID; Grafana's)
+        "go-service-redis-password": 65532,
+        "py-service-redis-password": 65532,
+        "redis-users.acl": 65532,
+        "alert-webhook-url": 65532,
+        "grafana-admin-password": 472,
+    }
+    for name, uid in users.items():
+        info = (secrets_dir / name).stat()
+        assert (stat.S_IMODE(info.st_mode), info.st_uid) == (0o600, uid), name
+    assert (secrets_dir / "alert-webhook-url").read_text().strip() == STACK.alert_webhook_url
+    # What `docker inspect` shows (environment, command, health check) holds no secret.
+    for service in ("go-service", "redis", "alertmanager", "py-service"):
+        config = json.dumps(STACK.container(service)["Config"])
+        for secret in (STACK.redis_go_service_password, STACK.alert_webhook_url):
+            assert secret not in config, service
+    grafana = json.loads(STACK.compose("config", "--format", "json", "grafana"))
+    environment = grafana["services"]["grafana"]["environment"]
+    assert "GF_SECURITY_ADMIN_PASSWORD" not in environment
+    password_file = environment["GF_SECURITY_ADMIN_PASSWORD__FILE"]
+    assert password_file == "/run/secrets/grafana-admin-password"  # noqa: S105 (a path)
 
 
 def test_9_a_service_down_pages_the_webhook_and_so_does_its_recovery() -> None:

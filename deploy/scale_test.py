@@ -96,11 +96,26 @@ def shared_time() -> str:
     raise AssertionError(f"replicas answer different times: {sorted(bodies)}")
 
 
-def redis_command(address: str, *args: str) -> bytes:
-    """One command to Redis' port on the stack's network, in RESP; the raw reply."""
+def redis_command(address: str, user: str, password: str, *args: str) -> bytes:
+    """One command to Redis' port on the stack's network, in RESP, as an ACL user; its raw reply
+    (a bulk string read whole)."""
     with socket.create_connection((address, 6379), timeout=10) as s:
-        s.sendall(resp(*args))
-        return s.recv(65536)
+        s.sendall(resp("AUTH", user, password) + resp(*args))
+        replies = b""
+        while replies.count(b"\r\n") < 2:  # AUTH's +OK, then the reply's first line
+            chunk = s.recv(65536)
+            assert chunk, f"Redis closed the connection: {replies!r}"
+            replies += chunk
+        assert replies.startswith(b"+OK\r\n"), f"AUTH as {user}: {replies[:100]!r}"
+        reply = replies[5:]
+        if reply.startswith(b"$"):
+            header, _, body = reply.partition(b"\r\n")
+            while len(body) < int(header[1:]) + 2:
+                chunk = s.recv(65536)
+                assert chunk, "Redis closed the connection mid-reply"
+                body += chunk
+            return body[: int(header[1:])]
+        return reply
 
 
 def resp(*args: str) -> bytes:
@@ -218,19 +233,24 @@ def test_6_redis_past_its_maxmemory_evicts_and_the_fleet_keeps_sharing() -> None
     (settings,) = STACK.container("redis")["NetworkSettings"]["Networks"].values()
     address = settings["IPAddress"]
     value = "x" * 4096
-    # 80 MB of values into a 64 MB maxmemory, pipelined, 1,000 at a time.
+    # 80 MB of values into a 64 MB maxmemory, pipelined, 1,000 at a time, under the keys the Go
+    # service's ACL user may write (deploy/redis/users_acl.sh).
+    auth = resp("AUTH", "go-service", STACK.redis_go_service_password)
     for batch in range(20):
         with socket.create_connection((address, 6379), timeout=30) as s:
-            s.sendall(b"".join(resp("SET", f"junk:{batch}:{i}", value) for i in range(1000)))
+            sets = (resp("SET", f"go_service:junk:{batch}:{i}", value) for i in range(1000))
+            s.sendall(auth + b"".join(sets))
             replies = b""
-            while replies.count(b"\r\n") < 1000:
+            while replies.count(b"\r\n") < 1001:
                 chunk = s.recv(65536)
                 assert chunk, "Redis closed the connection"
                 replies += chunk
-            assert b"-OOM" not in replies
+            assert replies.startswith(b"+OK\r\n"), replies[:100]
+            assert b"-" not in replies, replies[:100]
+    monitor = ("monitor", STACK.redis_monitor_password)
     info = (
-        redis_command(address, "INFO", "memory").decode()
-        + redis_command(address, "INFO", "stats").decode()
+        redis_command(address, *monitor, "INFO", "memory").decode()
+        + redis_command(address, *monitor, "INFO", "stats").decode()
     )
     fields = dict(line.split(":", 1) for line in info.split("\r\n") if ":" in line)
     print({k: fields[k] for k in ("used_memory", "maxmemory", "evicted_keys")}, file=sys.stderr)

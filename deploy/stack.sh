@@ -41,32 +41,87 @@ grafana_available() {
   timeout 60 docker pull --quiet "$STACK_GRAFANA_IMAGE" >/dev/null 2>&1
 }
 
-# Grafana's admin password: STACK_GRAFANA_ADMIN_PASSWORD if set, else one generated once and kept
-# in ~/.config/cache-platform/grafana-admin-password (mode 600). Never admin/admin.
-grafana_password() {
-  if [[ -n "${STACK_GRAFANA_ADMIN_PASSWORD:-}" ]]; then
-    echo "$STACK_GRAFANA_ADMIN_PASSWORD"
+# Secrets (deploy/README.md, "Secrets"). Each is a STACK_* variable's value if set, else generated
+# once into $config_dir (a 0700 directory, 0600 files) and kept. `up` hands each container the
+# ones it reads as files of its own under $STACK_SECRETS_DIR, mounted by compose.yaml: 0600 and
+# owned by the uid the container runs as. A secret is never printed; `up` says where it is.
+readonly config_dir="${XDG_CONFIG_HOME:-$HOME/.config}/cache-platform"
+readonly state_dir="$HOME/.local/state/cache-platform"
+readonly STACK_SECRETS_DIR="$state_dir/$PROJECT/secrets"
+# The file Alertmanager reads its webhook URL from at each delivery (compose.yaml, configs). Written
+# by `up` only: `ps`, `logs` or `down` must not move a running stack's alerts back to the default.
+readonly STACK_ALERT_WEBHOOK_URL_FILE="$STACK_SECRETS_DIR/alert-webhook-url"
+# compose.yaml's `user` of Grafana (the upstream image's uid); our images' users are read from them.
+readonly GRAFANA_UID=472
+
+# user_secret NAME VALUE: VALUE if not empty, else the one in $config_dir/NAME (generated the
+# first time: 18 random bytes, base64 without its punctuation).
+user_secret() {
+  local name="$1" value="$2" file="$config_dir/$1"
+  if [[ -n "$value" ]]; then
+    printf '%s\n' "$value"
     return
   fi
-  local file="${XDG_CONFIG_HOME:-$HOME/.config}/cache-platform/grafana-admin-password"
+  (umask 077 && mkdir -p "$config_dir")
+  chmod 0700 "$config_dir"
   if [[ ! -s "$file" ]]; then
-    mkdir -p "$(dirname "$file")"
     (umask 077 && head -c 18 /dev/urandom | base64 | tr -d '/+=' >"$file")
-    say "generated a Grafana admin password in $file"
+    say "generated $name in $file"
   fi
+  chmod 0600 "$file"
   cat "$file"
 }
 
-# The file Alertmanager reads its webhook URL from at each delivery (compose.yaml, configs), one
-# per project. Written by `up` only: `ps`, `logs` or `down` without STACK_ALERT_WEBHOOK_URL set
-# must not move a running stack's alerts back to the default.
-readonly STACK_ALERT_WEBHOOK_URL_FILE="$HOME/.local/state/cache-platform/$PROJECT/alert-webhook-url"
-write_alert_webhook_url() {
-  mkdir -p "$(dirname "$STACK_ALERT_WEBHOOK_URL_FILE")"
-  printf '%s\n' "${STACK_ALERT_WEBHOOK_URL:-http://nginx:9145/alerts}" >"$STACK_ALERT_WEBHOOK_URL_FILE"
-  chmod 0644 "$STACK_ALERT_WEBHOOK_URL_FILE"
+# hand_over NAME UID: stdin into $STACK_SECRETS_DIR/NAME, 0600, owned by UID (a container's user,
+# which reads it through a bind mount: the host's mode and owner are what it sees). Giving a file
+# away needs root; without it the file is left readable by all, inside directories only this user
+# may enter.
+hand_over() {
+  local file="$STACK_SECRETS_DIR/$1"
+  (umask 077 && mkdir -p "$STACK_SECRETS_DIR" && cat >"$file.new")
+  chmod 0700 "$state_dir" "$state_dir/$PROJECT" "$STACK_SECRETS_DIR"
+  if chown "$2" "$file.new" 2>/dev/null; then
+    chmod 0600 "$file.new"
+  else
+    chmod 0644 "$file.new"
+    say "not root: $file is readable by all, inside $STACK_SECRETS_DIR (mode 0700)"
+  fi
+  mv -f "$file.new" "$file"
+}
+
+# The uid an image runs as (its config's User, uid:gid).
+image_uid() {
+  local user
+  user="$(docker image inspect --format '{{.Config.User}}' "$1")"
+  echo "${user%%:*}"
+}
+
+# Every container's secrets, after the images are loaded (their users are read from them).
+write_secrets() {
+  local app_uid redis_uid alertmanager_uid
+  app_uid="$(image_uid cache-platform/go-service:dev)"
+  redis_uid="$(image_uid cache-platform/redis:dev)"
+  alertmanager_uid="$(image_uid cache-platform/alertmanager:dev)"
+  user_secret grafana-admin-password "${STACK_GRAFANA_ADMIN_PASSWORD:-}" |
+    hand_over grafana-admin-password "$GRAFANA_UID"
+  # Redis' ACL users (deploy/redis/users_acl.sh): a password each, the ACL holding their hashes.
+  user_secret redis-go-service-password "${STACK_REDIS_GO_SERVICE_PASSWORD:-}" |
+    hand_over go-service-redis-password "$app_uid"
+  user_secret redis-py-service-redis-password "${STACK_REDIS_PY_SERVICE_PASSWORD:-}" |
+    hand_over py-service-redis-password "$app_uid"
+  # monitor: INFO for an operator (redis-cli --user monitor) or an exporter; no container has it.
+  user_secret redis-monitor-password "${STACK_REDIS_MONITOR_PASSWORD:-}" |
+    hand_over monitor-redis-password "$(id -u)"
+  "$runfiles_dir/deploy/redis/users_acl.sh" \
+    go-service="$STACK_SECRETS_DIR/go-service-redis-password" \
+    py-service-redis="$STACK_SECRETS_DIR/py-service-redis-password" \
+    monitor="$STACK_SECRETS_DIR/monitor-redis-password" |
+    hand_over redis-users.acl "$redis_uid"
+  # The webhook URL often holds a token: it is a secret too.
+  printf '%s\n' "${STACK_ALERT_WEBHOOK_URL:-http://nginx:9145/alerts}" |
+    hand_over alert-webhook-url "$alertmanager_uid"
   if [[ -n "${STACK_ALERT_WEBHOOK_URL:-}" ]]; then
-    say "alerts are delivered to $STACK_ALERT_WEBHOOK_URL"
+    say "alerts are delivered to STACK_ALERT_WEBHOOK_URL (kept in $STACK_ALERT_WEBHOOK_URL_FILE)"
   else
     say "alerts go to Nginx's log (//deploy:logs -- --tail all nginx); set STACK_ALERT_WEBHOOK_URL for your receiver"
   fi
@@ -74,7 +129,6 @@ write_alert_webhook_url() {
 
 up() {
   ensure_engine_and_compose
-  write_alert_webhook_url
   # One `docker load` at a time on this machine: two stacks coming up together (the tests) would
   # load the same layers at once, which the engine can fail with "unexpected EOF".
   (
@@ -83,6 +137,7 @@ up() {
       "$runfiles_dir/$loader" | sed 's/^/deploy: /' >&2
     done
   ) 9>/tmp/cache-platform-image-load.lock
+  write_secrets
   local services=()
   if ! grafana_available; then
     say "Grafana's image $STACK_GRAFANA_IMAGE is not here and cannot be pulled: starting the stack without Grafana"
@@ -98,15 +153,24 @@ The stack is up:
   http://127.0.0.1:${STACK_ALERTMANAGER_PORT:-9093}        Alertmanager
 URLS
   if [[ ${#services[@]} -eq 0 ]]; then
-    echo "  http://127.0.0.1:${STACK_GRAFANA_PORT:-3000}        Grafana (user admin, password: see above or \$STACK_GRAFANA_ADMIN_PASSWORD)"
+    echo "  http://127.0.0.1:${STACK_GRAFANA_PORT:-3000}        Grafana (user admin, password: $(where_is grafana-admin-password STACK_GRAFANA_ADMIN_PASSWORD))"
+  fi
+  echo "  Redis: ACL users go-service, py-service-redis, monitor (passwords \$STACK_REDIS_GO_SERVICE_PASSWORD, ..._PY_SERVICE_..., ..._MONITOR_..., or in $config_dir/redis-*-password)"
+}
+
+# where_is FILE VARIABLE: where a secret is, for the user to read it (never the secret itself).
+where_is() {
+  if [[ -n "${!2:-}" ]]; then
+    echo "\$$2"
+  else
+    echo "in $config_dir/$1"
   fi
 }
 
 command="${1:?usage: stack.sh up|down|logs|ps|compose}"
 shift
-# compose.yaml refuses to run without it (never admin/admin), for every command.
-export STACK_GRAFANA_ADMIN_PASSWORD STACK_GRAFANA_IMAGE STACK_ALERT_WEBHOOK_URL_FILE
-STACK_GRAFANA_ADMIN_PASSWORD="$(grafana_password)"
+# compose.yaml names the secrets' files through these, for every command.
+export STACK_GRAFANA_IMAGE STACK_SECRETS_DIR STACK_ALERT_WEBHOOK_URL_FILE
 case "$command" in
 up) up "$@" ;;
 down)

@@ -16,7 +16,7 @@ import secrets
 import subprocess
 import urllib.parse
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -53,6 +53,9 @@ class Stack:
     go_redis_timeout: str = "50ms"
     # Where Alertmanager delivers; "" keeps compose.yaml's default.
     alert_webhook_url: str = ""
+    # Passwords of Redis' ACL users (deploy/redis/users_acl.sh) the tests' own commands use.
+    redis_go_service_password: str = field(default_factory=lambda: secrets.token_urlsafe(18))
+    redis_monitor_password: str = field(default_factory=lambda: secrets.token_urlsafe(18))
 
     # Host numbers in the subnet, fixed in compose.yaml (STACK_PY_SERVICE_IP).
     PY_SERVICE: ClassVar[int] = 11
@@ -93,6 +96,11 @@ class Stack:
     def py_direct(self) -> str:
         return f"http://{self.address(self.PY_SERVICE)}:8000"
 
+    @property
+    def secrets_dir(self) -> Path:
+        """Where deploy/stack.sh writes the containers' secrets for this project."""
+        return Path.home() / ".local/state/cache-platform" / self.project / "secrets"
+
     def env(self) -> dict[str, str]:
         return dict(
             os.environ,
@@ -120,10 +128,15 @@ class Stack:
             # compose.yaml refuses to load without these; stack.sh sets its own for `up`, and the
             # tests' own compose commands (ps, stop, start) create no container.
             STACK_ALERT_WEBHOOK_URL_FILE=os.devnull,
-            # compose.yaml refuses to start Grafana without one.
+            # Where `up` put them: a Go replica the tests scale out mounts its own.
+            STACK_SECRETS_DIR=str(self.secrets_dir),
+            # Given, not generated into ~/.config (the tests talk to Redis as its users).
             STACK_GRAFANA_ADMIN_PASSWORD=os.environ.get(
                 "STACK_GRAFANA_ADMIN_PASSWORD", secrets.token_urlsafe(18)
             ),
+            STACK_REDIS_GO_SERVICE_PASSWORD=self.redis_go_service_password,
+            STACK_REDIS_PY_SERVICE_PASSWORD=secrets.token_urlsafe(18),
+            STACK_REDIS_MONITOR_PASSWORD=self.redis_monitor_password,
         )
 
     def script(self, *args: str) -> None:

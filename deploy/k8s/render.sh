@@ -2,27 +2,36 @@
 # Renders a kustomize overlay of deploy/k8s, optionally with every image pinned by digest.
 #
 #   render.sh GO_TOOLS_SH GO_MOD GO_SUM OVERLAY_DIR [NAME=DIGEST_FILE]... [--out FILE]
+#             [--secrets-out FILE [--secrets-from DIR]]
 #
 # With NAME=DIGEST_FILE pairs, the image cache-platform/NAME becomes
 # $OCI_REGISTRY/cache-platform/NAME@<digest in the file> (kustomize's `images` field), and any image
 # left unpinned is an error: what is deployed is byte for byte what Bazel built and the tests ran.
 # OCI_REGISTRY is the user's (like registry.example:5000/team); no registry is ever in the repo.
 # --out writes to FILE (relative to the workspace under `bazel run`), else stdout.
+# The manifests hold no secret: --secrets-out writes the Secrets they name (deploy/k8s/secrets:
+# Redis' ACL and the Go service's Redis password) to FILE, mode 0600, with the password in
+# DIR/go-service-redis-password (--secrets-from: yours) or generated. Apply it before the manifests.
 # kustomize runs with --load-restrictor LoadRestrictionsNone: the base's ConfigMaps are built from
 # the Compose stack's own files under deploy/ (one source per file).
 set -euo pipefail
 die() { echo "render: $*" >&2; exit 2; }
-(($# >= 4)) || die "usage: render.sh GO_TOOLS_SH GO_MOD GO_SUM OVERLAY_DIR [NAME=DIGEST_FILE]... [--out FILE]"
+(($# >= 4)) || die "usage: render.sh GO_TOOLS_SH GO_MOD GO_SUM OVERLAY_DIR [NAME=DIGEST_FILE]... [--out FILE] [--secrets-out FILE [--secrets-from DIR]]"
 go_tools="$1" go_mod="$2" go_sum="$3" overlay="$4"
 shift 4
-pins=() out=""
+pins=() out="" secrets_out="" secrets_from=""
+# A path given to `bazel run` is the user's, relative to the workspace.
+from_workspace() { if [[ "$1" == /* ]]; then echo "$1"; else echo "${BUILD_WORKSPACE_DIRECTORY:-.}/$1"; fi; }
 while (($#)); do
   case "$1" in
   --out) out="${2:?--out needs a file}"; shift 2 ;;
+  --secrets-out) secrets_out="$(from_workspace "${2:?--secrets-out needs a file}")"; shift 2 ;;
+  --secrets-from) secrets_from="$(from_workspace "${2:?--secrets-from needs a directory}")"; shift 2 ;;
   *=*) pins+=("$1"); shift ;;
   *) die "unknown argument $1" ;;
   esac
 done
+[[ -z "$secrets_from" || -n "$secrets_out" ]] || die "--secrets-from needs --secrets-out"
 [[ -f "$overlay/kustomization.yaml" ]] || die "$overlay: no kustomization.yaml"
 if ((${#pins[@]})); then
   registry="${OCI_REGISTRY:-}"
@@ -59,6 +68,21 @@ if ((${#pins[@]})); then
   } >"$target/kustomization.yaml"
 fi
 "$tools/bin/kustomize" build --load-restrictor LoadRestrictionsNone "$target" >"$work/out.yaml"
+if [[ -n "$secrets_out" ]]; then
+  secrets="$work/deploy/k8s/secrets"
+  if [[ -n "$secrets_from" ]]; then
+    [[ -s "$secrets_from/go-service-redis-password" ]] ||
+      die "--secrets-from $secrets_from: no go-service-redis-password in it"
+    cp "$secrets_from/go-service-redis-password" "$secrets/"
+  else
+    (umask 077 && head -c 18 /dev/urandom | base64 | tr -d '/+=' >"$secrets/go-service-redis-password")
+  fi
+  "$work/deploy/redis/users_acl.sh" go-service="$secrets/go-service-redis-password" >"$secrets/users.acl"
+  mkdir -p "$(dirname "$secrets_out")"
+  (umask 077 && "$tools/bin/kustomize" build "$secrets" >"$secrets_out")
+  chmod 0600 "$secrets_out"
+  echo "render: wrote the Secrets to $secrets_out (mode 0600; never commit it)" >&2
+fi
 if ((${#pins[@]})); then
   unpinned="$(grep -E '^\s*(- )?image: ' "$work/out.yaml" | grep -v '@sha256:' || true)"
   [[ -z "$unpinned" ]] || die "images not pinned by digest (add them to IMAGES in deploy/k8s/BUILD.bazel): $unpinned"

@@ -18,10 +18,13 @@ RENDER_SH, DEPLOY_DIR, and PINS (NAME=DIGEST_FILE pairs), lists space-separated.
 
 from __future__ import annotations
 
+import base64
 import copy
+import hashlib
 import json
 import os
 import re
+import stat
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,10 +55,12 @@ def tools_dir() -> Path:
     return Path(out.stdout.strip())
 
 
-def render(overlay: str, pins: list[str], env: dict[str, str] | None = None) -> str:
+def render(
+    overlay: str, pins: list[str], env: dict[str, str] | None = None, args: tuple[str, ...] = ()
+) -> str:
     """render.sh's output for deploy/k8s/overlays/OVERLAY, pinned with NAME=DIGEST_FILE pairs."""
     out = subprocess.run(
-        [RENDER_SH, *GO_TOOLS, str(DEPLOY / "k8s" / "overlays" / overlay), *pins],
+        [RENDER_SH, *GO_TOOLS, str(DEPLOY / "k8s" / "overlays" / overlay), *pins, *args],
         check=True,
         capture_output=True,
         text=True,
@@ -212,7 +217,7 @@ def test_pods_meet_restricted_and_read_only_root(k8s: Rendered, overlay: str) ->
         assert not USER_FIELDS & pod.keys(), (name, pod)
         assert pod["seccompProfile"] == {"type": "RuntimeDefault"}, name
         for volume in spec.get("volumes", []):
-            assert {"configMap", "emptyDir"} & volume.keys(), (name, volume)
+            assert {"configMap", "emptyDir", "secret"} & volume.keys(), (name, volume)
         for c in spec["containers"]:
             sc = c["securityContext"]
             assert not USER_FIELDS & sc.keys(), (name, sc)
@@ -400,3 +405,59 @@ def test_render_refuses_a_missing_or_bad_registry(registry: str) -> None:
     assert proc.returncode == 2
     assert "OCI_REGISTRY" in proc.stderr
     assert proc.stdout == ""
+
+
+def test_manifests_hold_no_secret_and_name_redis_acl_ones(k8s: Rendered) -> None:
+    resources = docs(k8s.rendered["prod"])
+    assert not by_kind(resources, "Secret")  # CD commits the manifests: no Secret in them
+    specs = pod_specs(resources)
+    redis = specs["redis"]
+    acl = next(v for v in redis["volumes"] if v.get("secret", {}).get("secretName") == "redis-acl")
+    (mount,) = [m for m in redis["containers"][0]["volumeMounts"] if m["name"] == acl["name"]]
+    assert mount["mountPath"] == "/etc/redis/acl"  # the image's --aclfile /etc/redis/acl/users.acl
+    probe = redis["containers"][0]["readinessProbe"]["exec"]["command"]
+    assert probe[probe.index("--user") + 1] == "healthcheck"
+    go = specs["go-service"]["containers"][0]
+    env = {e["name"]: e["value"] for e in go["env"]}
+    assert env["CACHE_BACKEND"] == "redis"
+    assert env["REDIS_URL"] == "redis://go-service@redis:6379/0"  # no password in the URL
+    (password,) = [v for v in specs["go-service"]["volumes"] if "secret" in v]
+    assert password["secret"]["secretName"] == "go-service-redis"
+    (mount,) = go["volumeMounts"]
+    assert env["REDIS_PASSWORD_FILE"] == mount["mountPath"] + "/password"
+
+
+def secrets_of(text: str) -> dict[str, dict[str, str]]:
+    return {
+        s["metadata"]["name"]: {k: base64.b64decode(v).decode() for k, v in s["data"].items()}
+        for s in docs(text)
+        if s["kind"] == "Secret"
+    }
+
+
+def test_render_writes_the_secrets_apart(k8s: Rendered, tmp_path: Path) -> None:
+    given = tmp_path / "given"
+    given.mkdir()
+    (given / "go-service-redis-password").write_text("s3cret-of-the-test\n")
+    generated, from_given = tmp_path / "generated.yaml", tmp_path / "given.yaml"
+    render("prod", [], args=("--secrets-out", str(generated)))
+    manifests = render(
+        "prod", [], args=("--secrets-out", str(from_given), "--secrets-from", str(given))
+    )
+    assert "s3cret-of-the-test" not in manifests
+    for path, password in ((generated, None), (from_given, "s3cret-of-the-test")):
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+        report = k8s.kubeconform.run(path.read_text())
+        assert report["exit"] == 0, report["resources"]
+        secrets = secrets_of(path.read_text())
+        assert set(secrets) == {"redis-acl", "go-service-redis"}
+        go_password = secrets["go-service-redis"]["password"].strip()
+        # Yours, or 18 random bytes in base64 (less its punctuation).
+        assert go_password == password if password else len(go_password) >= 18
+        digest = hashlib.sha256(go_password.encode()).hexdigest()
+        acl = secrets["redis-acl"]["users.acl"]
+        assert f"user go-service reset on #{digest} " in acl
+        assert go_password not in acl
+        assert acl.splitlines()[0] == "user default reset"
+    # Generated anew each render, never a fixed value.
+    assert secrets_of(generated.read_text()) != secrets_of(from_given.read_text())

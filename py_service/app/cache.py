@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
@@ -13,13 +14,53 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from py_service.app.config import CacheBackend, Config
+from py_service.app.config import CacheBackend, Config, read_secret, redact_url
 from py_service.app.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
 # Bump when the stored entry format changes so old entries are never misread.
 KEY_PREFIX = "py_service:v1:"
+
+# A stored entry is {"value": str, "stored_at": epoch seconds}, a few dozen bytes. Whatever else
+# is under a key was not written by this service: a lookup reads at most one byte past this bound
+# (GETRANGE), so a huge value is never loaded into a worker.
+MAX_ENTRY_BYTES = 4096
+# How far ahead of this worker's clock an entry's birth time may be (clocks differ a little
+# between hosts). Further ahead, it would be served with Age 0 until then.
+MAX_CLOCK_SKEW_S = 1.0
+
+
+class InvalidEntry(ValueError):
+    """A value in Redis that this service did not write; the message says what is wrong."""
+
+
+def decode_entry(stored: bytes | None, now: float) -> tuple[str, float]:
+    """The value and birth time of a stored entry (None: Redis holds no string under the key).
+    Raises InvalidEntry unless it is what fetch stores, made at most MAX_CLOCK_SKEW_S ahead."""
+    if stored is None:
+        raise InvalidEntry("not a string")
+    if len(stored) > MAX_ENTRY_BYTES:
+        raise InvalidEntry(f"larger than {MAX_ENTRY_BYTES} bytes")
+    try:
+        entry = json.loads(stored.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise InvalidEntry("not UTF-8") from None
+    except ValueError:
+        raise InvalidEntry("not JSON") from None
+    if not isinstance(entry, dict) or entry.keys() != {"value", "stored_at"}:
+        raise InvalidEntry("not an object of value and stored_at")
+    value, stored_at = entry["value"], entry["stored_at"]
+    if not isinstance(value, str):
+        raise InvalidEntry("value not a string")
+    # bool is an int to Python, and json.loads takes NaN and Infinity.
+    if isinstance(stored_at, bool) or not isinstance(stored_at, int | float):
+        raise InvalidEntry("stored_at not a number")
+    if not math.isfinite(stored_at):
+        raise InvalidEntry("stored_at not finite")
+    if stored_at - now > MAX_CLOCK_SKEW_S:
+        raise InvalidEntry(f"made {stored_at - now:.0f} s in the future")
+    return value, float(stored_at)
 
 
 @dataclass(frozen=True)
@@ -64,6 +105,10 @@ class RedisCache:
     cache_requests_total{result="error"} counts every lookup served without Redis,
     redis_errors_total only the commands that failed.
 
+    Nothing read from Redis is trusted: an entry that decode_entry rejects (oversized, not
+    UTF-8 or JSON, fields missing or of the wrong type, made in the future, or not a string at
+    all) is a miss, counted in redis_invalid_values_total and overwritten by the fresh value.
+
     Responses say `Cache-Control: no-store`: Redis is the only cache in this
     mode, and letting Nginx keep them too would stack a second TTL on top and
     make X-Cache and Age describe a response the client never got.
@@ -82,7 +127,7 @@ class RedisCache:
             expected_exception=redis.RedisError,
             name="redis",
         )
-        self._get = breaker(client.get)
+        self._read = breaker(_reader(client))
         self._set = breaker(client.set)
         # Log only when Redis goes down or comes back, not once per request of an outage.
         self._failing = False
@@ -90,17 +135,27 @@ class RedisCache:
     def fetch(self, key: str, compute: Callable[[], str]) -> CachedValue:
         redis_key = KEY_PREFIX + key
         try:
-            stored = self._get(redis_key)
+            stored = self._read(redis_key)
         except (redis.RedisError, circuitbreaker.CircuitBreakerError) as error:
             self._record_unavailable(error)
             return _cached(compute(), "MISS", 0)
-        if stored is not None:
-            entry = json.loads(stored)
-            self._record("hit")
-            return _cached(entry["value"], "HIT", max(0, int(self._clock() - entry["stored_at"])))
+        now = self._clock()
+        if stored != b"":  # GETRANGE's answer for a missing key
+            try:
+                value, stored_at = decode_entry(stored, now)
+            except InvalidEntry as problem:  # a miss: the value computed below overwrites it
+                self._metrics.redis_invalid_values.inc()
+                log.warning(
+                    "invalid redis cache entry; refilling",
+                    extra={"key": redis_key, "problem": str(problem)},
+                )
+            else:
+                if now - stored_at < self._ttl:
+                    self._record("hit")
+                    return _cached(value, "HIT", max(0, int(now - stored_at)))
 
         value = compute()
-        entry = {"value": value, "stored_at": self._clock()}
+        entry = {"value": value, "stored_at": now}
         try:
             self._set(redis_key, json.dumps(entry), ex=self._ttl)
         except (redis.RedisError, circuitbreaker.CircuitBreakerError) as error:
@@ -127,6 +182,21 @@ class RedisCache:
             )
 
 
+def _reader(client: redis.Redis) -> Callable[[str], bytes | None]:
+    """Reads an entry, at most MAX_ENTRY_BYTES + 1 bytes of it: b"" when the key is missing, None
+    when it holds no string (Redis answered; its WRONGTYPE is not a failure of Redis)."""
+
+    def read(key: str) -> bytes | None:
+        try:
+            return client.getrange(key, 0, MAX_ENTRY_BYTES)
+        except redis.ResponseError as error:
+            if str(error).startswith("WRONGTYPE"):
+                return None
+            raise
+
+    return read
+
+
 def _cached(value: str, status: str, age: int) -> CachedValue:
     return CachedValue(value, {"X-Cache": status, "Age": str(age), "Cache-Control": "no-store"})
 
@@ -135,8 +205,11 @@ def build_cache(config: Config, clock: Callable[[], float], metrics: Metrics) ->
     """The cache for config.cache_backend."""
     if config.cache_backend is CacheBackend.NGINX:
         return NginxCache(config.cache_ttl)
+    password = read_secret("REDIS_PASSWORD_FILE", config.redis_password_file)
     client = redis.Redis.from_url(
         config.redis_url,
+        # The ACL user's password, from a file; REDIS_URL's own password, if any, wins.
+        password=password,
         socket_timeout=config.redis_timeout,
         socket_connect_timeout=config.redis_timeout,
         # A retry would only make the request wait longer for the same outage.
@@ -145,5 +218,10 @@ def build_cache(config: Config, clock: Callable[[], float], metrics: Metrics) ->
         # every new connection reads redis-py's version from the installed packages' metadata (a
         # scan of sys.path), holding the lock of the pool all of a worker's threads share.
         driver_info=redis.DriverInfo(),
+    )
+    # Without its userinfo: the URL may carry a password.
+    log.info(
+        "caching in redis",
+        extra={"redis": redact_url(config.redis_url), "password_file": password is not None},
     )
     return RedisCache(client, config.cache_ttl, clock, metrics)

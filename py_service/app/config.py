@@ -26,6 +26,8 @@ class Config:
 
     cache_backend: CacheBackend = CacheBackend.NGINX
     redis_url: str = "redis://127.0.0.1:6379/0"
+    # A file holding the password of REDIS_URL's user (a Redis ACL user), read at start.
+    redis_password_file: str | None = None
     cache_ttl: int = 60
     redis_timeout: float = 0.2
     log_level: str = "INFO"
@@ -48,7 +50,8 @@ class Config:
             )
         if urlsplit(self.redis_url).scheme not in REDIS_URL_SCHEMES:
             choices = ", ".join(f"{scheme}://" for scheme in REDIS_URL_SCHEMES)
-            raise ValueError(f"REDIS_URL must start with {choices}; got {self.redis_url!r}")
+            redacted = redact_url(self.redis_url)  # the URL may carry a password
+            raise ValueError(f"REDIS_URL must start with {choices}; got {redacted!r}")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Config:
@@ -62,6 +65,8 @@ class Config:
             settings["cache_backend"] = _cache_backend(backend)
         if redis_url := read("REDIS_URL"):
             settings["redis_url"] = redis_url
+        if password_file := read("REDIS_PASSWORD_FILE"):
+            settings["redis_password_file"] = password_file
         if ttl := read("CACHE_TTL"):
             settings["cache_ttl"] = _parse(int, "CACHE_TTL", ttl)
         if timeout := read("REDIS_TIMEOUT"):
@@ -71,6 +76,34 @@ class Config:
         if multiproc_dir := read("PROMETHEUS_MULTIPROC_DIR"):
             settings["prometheus_multiproc_dir"] = multiproc_dir
         return cls(**settings)
+
+
+def redact_url(url: str) -> str:
+    """url without its userinfo (user:password@), for logs and error messages. url need not
+    parse; everything before the authority's last "@" goes, so a password holding an unescaped
+    "@" or "/" goes too."""
+    scheme, separator, rest = url.partition("://")
+    if not separator:
+        scheme, rest = "", url
+    authority_end = min((i for i in (rest.find("?"), rest.find("#")) if i >= 0), default=len(rest))
+    at = rest.rfind("@", 0, authority_end)
+    rest = rest[at + 1 :]
+    return f"{scheme}://{rest}" if separator else rest
+
+
+def read_secret(name: str, path: str | None) -> str | None:
+    """The one line in the file at path (a mounted secret; a trailing newline is not part of it),
+    None for no path. Raises ValueError naming the variable, never the file's content."""
+    if path is None:
+        return None
+    try:
+        with open(path, encoding="utf-8") as file:
+            secret = file.read().rstrip("\r\n")
+    except (OSError, UnicodeDecodeError) as error:
+        raise ValueError(f"{name}={path}: cannot read it ({type(error).__name__})") from None
+    if not secret or "\n" in secret or "\r" in secret:
+        raise ValueError(f"{name}={path}: want one non-empty line")
+    return secret
 
 
 def _cache_backend(value: str) -> CacheBackend:

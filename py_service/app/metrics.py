@@ -121,6 +121,7 @@ class Metrics:
     http_request_duration: Histogram
     cache_requests: Counter
     redis_errors: Counter
+    redis_invalid_values: Counter
 
     @classmethod
     def create(cls, multiproc_dir: str | None, build_info: BuildInfo | None = None) -> Metrics:
@@ -153,6 +154,12 @@ class Metrics:
             redis_errors=Counter(
                 "redis_errors",
                 "Redis commands that failed or timed out; the request was served uncached.",
+                registry=registry,
+            ),
+            redis_invalid_values=Counter(
+                "redis_invalid_values",
+                "Values read from Redis that were rejected (oversized, malformed, of the wrong "
+                "type, or made in the future); each was a miss, overwritten by a fresh value.",
                 registry=registry,
             ),
         )

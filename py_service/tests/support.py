@@ -77,11 +77,13 @@ class FakeClock:
 
 
 class RedisServer:
-    """A throwaway redis-server on a loopback port, without persistence."""
+    """A throwaway redis-server on a loopback port, without persistence; extra_args are added to
+    its command line (ACL users: "--user", "NAME", "on", ">PASSWORD", ...)."""
 
-    def __init__(self, executable: str, workdir: Path) -> None:
+    def __init__(self, executable: str, workdir: Path, extra_args: tuple[str, ...] = ()) -> None:
         self.executable = executable
         self.workdir = workdir
+        self.extra_args = extra_args
         self.port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -95,6 +97,7 @@ class RedisServer:
                 self.executable,
                 *("--port", str(self.port), "--bind", "127.0.0.1"),
                 *("--save", "", "--appendonly", "no", "--dir", str(self.workdir)),
+                *self.extra_args,
             ],
             stdout=subprocess.DEVNULL,
         )
@@ -115,6 +118,8 @@ class RedisServer:
             assert self.process.poll() is None, "redis-server exited during startup"
             try:
                 return bool(probe.ping())
+            except redis.AuthenticationError:  # the default user is off: it answers all the same
+                return True
             except redis.ConnectionError:
                 return False
 

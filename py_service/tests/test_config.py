@@ -1,10 +1,11 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import pytest
 
-from py_service.app.config import CacheBackend, Config
+from py_service.app.config import CacheBackend, Config, read_secret, redact_url
 
 
 def test_defaults_when_environment_is_empty() -> None:
@@ -24,6 +25,7 @@ def test_reads_every_variable() -> None:
         {
             "CACHE_BACKEND": "Redis",
             "REDIS_URL": "redis://cache:6380/2",
+            "REDIS_PASSWORD_FILE": "/run/secrets/redis-password",
             "CACHE_TTL": "5",
             "REDIS_TIMEOUT": "0.05",
             "LOG_LEVEL": "debug",
@@ -34,6 +36,7 @@ def test_reads_every_variable() -> None:
     assert config == Config(
         cache_backend=CacheBackend.REDIS,
         redis_url="redis://cache:6380/2",
+        redis_password_file="/run/secrets/redis-password",  # noqa: S106 (a path)
         cache_ttl=5,
         redis_timeout=0.05,
         log_level="DEBUG",
@@ -75,3 +78,44 @@ def test_is_immutable() -> None:
 
     with pytest.raises(dataclasses.FrozenInstanceError):
         config.cache_ttl = 1  # type: ignore[misc]
+
+
+def test_an_invalid_redis_url_is_reported_without_its_password() -> None:
+    with pytest.raises(ValueError, match="REDIS_URL") as raised:
+        Config.from_env({"REDIS_URL": "http://py-service-redis:s3cret@redis:6379/0"})
+
+    assert "s3cret" not in str(raised.value)
+    assert "http://redis:6379/0" in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    ("url", "redacted"),
+    [
+        ("redis://redis:6379/0", "redis://redis:6379/0"),
+        ("redis://user:s3cret@redis:6379/0", "redis://redis:6379/0"),
+        ("redis://:s3cret@redis:6379/0", "redis://redis:6379/0"),
+        ("redis://user:s3/cr@t@redis/0", "redis://redis/0"),
+        ("unix://user:s3cret@/run/redis.sock", "unix:///run/redis.sock"),
+        ("user:s3cret@redis:6379", "redis:6379"),
+        ("redis://redis/0?x=1#y", "redis://redis/0?x=1#y"),
+    ],
+)
+def test_redact_url_drops_the_userinfo(url: str, redacted: str) -> None:
+    assert redact_url(url) == redacted
+
+
+def test_read_secret_takes_one_line(tmp_path: Path) -> None:
+    secret = tmp_path / "password"
+    secret.write_text("s3cret\n")
+    assert read_secret("REDIS_PASSWORD_FILE", str(secret)) == "s3cret"
+    assert read_secret("REDIS_PASSWORD_FILE", None) is None
+
+
+@pytest.mark.parametrize("content", [None, "", "\n", "two\nlines\n"])
+def test_read_secret_refuses_a_missing_or_bad_file(tmp_path: Path, content: str | None) -> None:
+    secret = tmp_path / "password"
+    if content is not None:
+        secret.write_text(content)
+    with pytest.raises(ValueError, match="REDIS_PASSWORD_FILE") as raised:
+        read_secret("REDIS_PASSWORD_FILE", str(secret))
+    assert "lines" not in str(raised.value)

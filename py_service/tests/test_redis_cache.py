@@ -7,18 +7,26 @@ import contextlib
 import importlib.metadata
 import json
 import logging
+import secrets
+import shutil
 import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 import redis
 from flask import Flask
 from flask.testing import FlaskClient
 
-from py_service.app.cache import BREAKER_FAILURES, KEY_PREFIX
+from py_service.app.cache import (
+    BREAKER_FAILURES,
+    KEY_PREFIX,
+    MAX_CLOCK_SKEW_S,
+    MAX_ENTRY_BYTES,
+)
 from py_service.app.config import CacheBackend
 from py_service.tests.support import (
     FakeClock,
@@ -320,3 +328,162 @@ def test_a_new_connection_reads_no_package_metadata(
         setinfo = [c[2:] for c in fake.commands if c[:2] == [b"CLIENT", b"SETINFO"]]
         assert fake.connections >= 1
         assert setinfo.count([b"LIB-VER", redis.__version__.encode()]) == fake.connections
+
+
+def entry(value: object, stored_at: object) -> bytes:
+    return json.dumps({"value": value, "stored_at": stored_at}).encode()
+
+
+NOW = FakeClock().now
+TIME_KEY = KEY_PREFIX + "time"
+# What another writer may leave under a key, each a value this service never stores.
+PLANTED: dict[str, Callable[[float], bytes]] = {
+    "stored an hour ahead": lambda now: entry("planted", now + 3600),
+    "stored past the clock skew": lambda now: entry("planted", now + MAX_CLOCK_SKEW_S + 0.5),
+    "8 MiB value": lambda now: entry("x" * (8 << 20), now),
+    "one byte over the bound": lambda now: entry(
+        "x" * (MAX_ENTRY_BYTES + 1 - len(entry("", now))), now
+    ),
+    "malformed json": lambda now: b'{"value": "planted", "stored_at": ',
+    "not json": lambda now: f"{int(now * 1e9)}:planted".encode(),
+    "value not a string": lambda now: entry(5, now),
+    "stored_at a string": lambda now: entry("planted", "now"),
+    "stored_at a bool": lambda now: entry("planted", True),
+    "stored_at NaN": lambda now: b'{"value": "planted", "stored_at": NaN}',
+    "value missing": lambda now: json.dumps({"stored_at": now}).encode(),
+    "stored_at missing": lambda now: json.dumps({"value": "planted"}).encode(),
+    "a json list": lambda now: json.dumps(["planted", now]).encode(),
+    "not UTF-8": lambda now: entry("planted", now).replace(b"planted", b"planted\xff\xfe"),
+}
+
+
+def bytes_sent(client: redis.Redis) -> int:
+    return int(client.info("stats")["total_net_output_bytes"])
+
+
+@pytest.mark.parametrize("planted", [*PLANTED, "a list, not a string"])
+def test_an_invalid_entry_is_a_miss_refilled_and_counted(
+    redis_app: Flask, redis_server: RedisServer, clock: FakeClock, planted: str
+) -> None:
+    client = redis_app.test_client()
+    with redis_server.client() as plain:
+        if planted in PLANTED:
+            plain.set(TIME_KEY, PLANTED[planted](clock()))
+        else:
+            plain.rpush(TIME_KEY, "planted")
+        sent_before = bytes_sent(plain)
+
+        response = client.get("/time")
+
+        sent = bytes_sent(plain) - sent_before
+        stored = plain.get(TIME_KEY)
+    assert response.status_code == 200
+    assert response.headers["X-Cache"] == "MISS"
+    assert response.text == "2024-05-01T12:00:00Z\n"  # computed, not the planted value
+    assert sent < 1 << 20, f"Redis sent {sent} bytes: the entry was read past its bound"
+    assert json.loads(stored) == {"value": "2024-05-01T12:00:00Z", "stored_at": clock()}
+    assert client.get("/time").headers["X-Cache"] == "HIT"  # overwritten: the next one hits
+    text = scrape(client)
+    assert sample_sum(text, "redis_invalid_values_total") == 1
+    assert sample_sum(text, "redis_errors_total") == 0
+    assert sample_sum(text, "cache_requests_total", result="miss") == 1
+    assert sample_sum(text, "cache_requests_total", result="hit") == 1
+
+
+def test_an_invalid_entry_is_logged_with_what_is_wrong(
+    redis_app: Flask, redis_server: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="py_service.app.cache")
+    with redis_server.client() as plain:
+        plain.set(TIME_KEY, b"{not json")
+
+    redis_app.test_client().get("/time")
+
+    (record,) = [r for r in caplog.records if r.name == "py_service.app.cache"]
+    assert record.getMessage() == "invalid redis cache entry; refilling"
+    assert (record.key, record.problem) == (TIME_KEY, "not JSON")  # type: ignore[attr-defined]
+
+
+def test_an_entry_stored_within_the_clock_skew_is_a_hit(
+    redis_app: Flask, redis_server: RedisServer, clock: FakeClock
+) -> None:
+    with redis_server.client() as plain:
+        plain.set(TIME_KEY, entry("from a fast clock", clock() + MAX_CLOCK_SKEW_S / 2))
+
+    response = redis_app.test_client().get("/time")
+
+    assert (response.headers["X-Cache"], response.headers["Age"]) == ("HIT", "0")
+    assert response.text == "from a fast clock\n"
+    assert sample_sum(scrape(redis_app.test_client()), "redis_invalid_values_total") == 0
+
+
+def test_an_entry_older_than_the_ttl_is_refilled(
+    redis_app: Flask, redis_server: RedisServer, clock: FakeClock
+) -> None:
+    # Redis' own expiry removes entries on time; one stored without it (by another writer) must not
+    # be served forever with an ever larger Age.
+    with redis_server.client() as plain:
+        plain.set(TIME_KEY, entry("stale", clock() - 3600))
+
+    response = redis_app.test_client().get("/time")
+
+    assert (response.headers["X-Cache"], response.text) == ("MISS", "2024-05-01T12:00:00Z\n")
+
+
+ACL_PASSWORD = secrets.token_urlsafe(18)
+
+
+@pytest.fixture
+def acl_redis(tmp_path: Path) -> Iterator[RedisServer]:
+    """A redis-server whose default user is off: only py-service-redis (ACL_PASSWORD) gets in."""
+    executable = shutil.which("redis-server")
+    if executable is None:
+        pytest.skip("redis-server is not on PATH (Debian: apt-get install redis-server)")
+    users = ("--user", "default", "off", "--user", "py-service-redis", "on", f">{ACL_PASSWORD}")
+    server = RedisServer(executable, tmp_path, (*users, "~*", "+@all"))
+    server.start()
+    yield server
+    server.kill()
+
+
+def test_authenticates_as_its_acl_user_with_the_password_file(
+    make_app: Callable[..., Flask],
+    acl_redis: RedisServer,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="py_service.app.cache")
+    password_file = tmp_path / "redis-password"
+    password_file.write_text(ACL_PASSWORD + "\n")
+    app = make_app(
+        cache_backend=CacheBackend.REDIS,
+        redis_url=f"redis://py-service-redis@127.0.0.1:{acl_redis.port}/0",
+        redis_password_file=str(password_file),
+    )
+    client = app.test_client()
+
+    assert client.get("/time").headers["X-Cache"] == "MISS"
+    assert client.get("/time").headers["X-Cache"] == "HIT"
+    assert sample_sum(scrape(client), "redis_errors_total") == 0
+    (started,) = [r for r in caplog.records if r.getMessage() == "caching in redis"]
+    assert started.redis == f"redis://127.0.0.1:{acl_redis.port}/0"  # type: ignore[attr-defined]
+
+
+def test_without_the_password_it_serves_uncached(
+    make_app: Callable[..., Flask], acl_redis: RedisServer
+) -> None:
+    app = make_app(
+        cache_backend=CacheBackend.REDIS,
+        redis_url=f"redis://py-service-redis@127.0.0.1:{acl_redis.port}/0",
+    )
+    client = app.test_client()
+
+    assert client.get("/time").headers["X-Cache"] == "MISS"
+    assert sample_sum(scrape(client), "redis_errors_total") == 1
+
+
+def test_a_missing_password_file_stops_the_app_with_a_clear_error(
+    make_app: Callable[..., Flask], tmp_path: Path
+) -> None:
+    with pytest.raises(ValueError, match=r"REDIS_PASSWORD_FILE=.*cannot read it"):
+        make_app(cache_backend=CacheBackend.REDIS, redis_password_file=str(tmp_path / "nope"))

@@ -13,20 +13,23 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"cacheplatform/go_service/internal/redact"
 )
 
 // Config is the validated service configuration.
 type Config struct {
-	Listen          string        // host:port to serve on
-	CacheTTL        time.Duration // how long a cached value is served (the shared tier's TTL with redis)
-	CacheL1TTL      time.Duration // how long the in-process tier keeps a value; at most CacheTTL
-	CacheMaxEntries int           // cache size bound
-	CacheBackend    string        // "memory" (in-process only) or "redis" (in-process in front of Redis)
-	RedisURL        string        // redis://host:port/db, required with the redis backend
-	RedisTimeout    time.Duration // bound on each Redis command
-	JanitorInterval time.Duration // how often expired entries are swept
-	LogLevel        slog.Level
-	ShutdownTimeout time.Duration // how long in-flight requests may drain
+	Listen            string        // host:port to serve on
+	CacheTTL          time.Duration // how long a cached value is served (the shared tier's TTL with redis)
+	CacheL1TTL        time.Duration // how long the in-process tier keeps a value; at most CacheTTL
+	CacheMaxEntries   int           // cache size bound
+	CacheBackend      string        // "memory" (in-process only) or "redis" (in-process in front of Redis)
+	RedisURL          string        // redis://[user@]host:port/db, required with the redis backend
+	RedisPasswordFile string        // file holding the password of RedisURL's user; "" for none
+	RedisTimeout      time.Duration // bound on each Redis command
+	JanitorInterval   time.Duration // how often expired entries are swept
+	LogLevel          slog.Level
+	ShutdownTimeout   time.Duration // how long in-flight requests may drain
 }
 
 // envFallback pairs a flag with the environment variable read when the
@@ -41,6 +44,7 @@ func envFallbacks() []envFallback {
 		{"cache-max-entries", "CACHE_MAX_ENTRIES"},
 		{"cache-backend", "CACHE_BACKEND"},
 		{"redis-url", "REDIS_URL"},
+		{"redis-password-file", "REDIS_PASSWORD_FILE"},
 		{"redis-timeout", "REDIS_TIMEOUT"},
 		{"janitor-interval", "CACHE_JANITOR_INTERVAL"},
 		{"log-level", "LOG_LEVEL"},
@@ -56,7 +60,8 @@ func newFlagSet(cfg *Config) *flag.FlagSet {
 	fs.DurationVar(&cfg.CacheTTL, "cache-ttl", 10*time.Second, "how long a cached value is served (env CACHE_TTL)")
 	fs.DurationVar(&cfg.CacheL1TTL, "cache-l1-ttl", 0, "how long the in-process tier keeps a value, at most -cache-ttl; 0 means -cache-ttl (env CACHE_L1_TTL)")
 	fs.StringVar(&cfg.CacheBackend, "cache-backend", BackendMemory, "`backend`: memory (in-process only) or redis (in-process in front of Redis, shared by every replica) (env CACHE_BACKEND)")
-	fs.StringVar(&cfg.RedisURL, "redis-url", "", "redis://host:port/db of the shared tier, with -cache-backend=redis (env REDIS_URL)")
+	fs.StringVar(&cfg.RedisURL, "redis-url", "", "redis://[user@]host:port/db of the shared tier, with -cache-backend=redis (env REDIS_URL)")
+	fs.StringVar(&cfg.RedisPasswordFile, "redis-password-file", "", "`file` holding the password of -redis-url's user (a Redis ACL user); read at start (env REDIS_PASSWORD_FILE)")
 	fs.DurationVar(&cfg.RedisTimeout, "redis-timeout", 50*time.Millisecond, "bound on each Redis command; past it the value is computed locally (env REDIS_TIMEOUT)")
 	fs.IntVar(&cfg.CacheMaxEntries, "cache-max-entries", 10000, "cache size bound (env CACHE_MAX_ENTRIES)")
 	fs.DurationVar(&cfg.JanitorInterval, "janitor-interval", time.Second, "how often expired cache entries are swept (env CACHE_JANITOR_INTERVAL)")
@@ -139,8 +144,9 @@ func (c Config) validate() error {
 	switch c.CacheBackend {
 	case BackendMemory:
 	case BackendRedis:
+		// Printed without its userinfo: the URL may hold a password.
 		if u, err := url.Parse(c.RedisURL); err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") || u.Host == "" {
-			errs = append(errs, fmt.Errorf("-redis-url %q: want redis://host:port/db with -cache-backend=redis", c.RedisURL))
+			errs = append(errs, fmt.Errorf("-redis-url %q: want redis://[user@]host:port/db with -cache-backend=redis", redact.URL(c.RedisURL)))
 		}
 	default:
 		errs = append(errs, fmt.Errorf("-cache-backend %q: want memory or redis", c.CacheBackend))

@@ -64,6 +64,14 @@ func TestParse(t *testing.T) {
 			},
 		},
 		{
+			name: "redis ACL user, password from a file",
+			env: map[string]string{"CACHE_BACKEND": "redis", "REDIS_URL": "redis://go-service@redis:6379/0",
+				"REDIS_PASSWORD_FILE": "/run/secrets/redis-password"},
+			want: func(c *Config) {
+				c.CacheBackend, c.RedisURL, c.RedisPasswordFile = BackendRedis, "redis://go-service@redis:6379/0", "/run/secrets/redis-password"
+			},
+		},
+		{
 			name: "empty environment variable means unset",
 			env:  map[string]string{"CACHE_TTL": ""},
 		},
@@ -117,6 +125,24 @@ func TestParseRejectsBadValues(t *testing.T) {
 				t.Fatalf("Parse error = %v, want one mentioning %q", err, tt.wantErr)
 			}
 		})
+	}
+}
+
+// An invalid REDIS_URL is named in the error without its password: the message reaches terminals
+// and logs. net/url's own error would quote the whole URL.
+func TestInvalidRedisURLIsReportedWithoutItsPassword(t *testing.T) {
+	for _, raw := range []string{
+		"http://go-service:s3cret@redis:6379/0", // wrong scheme
+		"redis://go-service:s3cret@redis:x/0",   // bad port: url.Parse fails
+		"redis://go-service:s3 cret@redis/0",    // bad userinfo
+	} {
+		_, err := Parse([]string{"-cache-backend=redis", "-redis-url=" + raw}, mapEnv(nil))
+		if err == nil || !strings.Contains(err.Error(), "-redis-url") {
+			t.Fatalf("Parse(%q) error = %v, want one naming -redis-url", raw, err)
+		}
+		if strings.Contains(err.Error(), "s3") || !strings.Contains(err.Error(), "redis") {
+			t.Errorf("Parse(%q) error = %q: want the URL without its userinfo", raw, err)
+		}
 	}
 }
 

@@ -21,14 +21,14 @@ func TestReplicasShareTimeAndAge(t *testing.T) {
 		// Redis' timeout and the lease wait are not under test here: a minute, which no live
 		// Redis or filler misses on any machine. The service's 50 ms and 250 ms would have a
 		// slow answer filled locally, correctly, and pass for a second fill.
-		client, err := sharedcache.NewClient(srv.URL(), time.Minute)
+		client, err := sharedcache.NewClient(srv.URL(), "", time.Minute)
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { _ = client.Close() })
 		tier, err := sharedcache.New(sharedcache.Options{
 			Client: client, Prefix: "go_service:", TTL: testTTL, Timeout: time.Minute,
-			LeaseWait: time.Minute, PollInterval: 5 * time.Millisecond, Now: clock.Now,
+			LeaseWait: time.Minute, PollInterval: 5 * time.Millisecond, MaxEntryBytes: 4096, Now: clock.Now,
 		})
 		if err != nil {
 			t.Fatal(err)

@@ -159,8 +159,10 @@ func (f *CacheFills) Inc(key string) {
 
 // RegisterSharedCache exposes the shared (Redis) tier's counters on reg,
 // read at scrape time: cache_shared_requests_total{result} (hit, miss, or
-// error: Redis failed and the value was computed locally) and
-// redis_errors_total (every failed or timed-out Redis command).
+// error: Redis failed and the value was computed locally),
+// redis_errors_total (every failed or timed-out Redis command) and
+// redis_invalid_values_total (entries found in Redis that the tier did not
+// write, each a miss overwritten by its fill).
 func RegisterSharedCache(reg prometheus.Registerer, stats func() sharedcache.Stats) error {
 	lookups := func(result string, count func(sharedcache.Stats) uint64) prometheus.Collector {
 		return prometheus.NewCounterFunc(prometheus.CounterOpts{
@@ -177,6 +179,10 @@ func RegisterSharedCache(reg prometheus.Registerer, stats func() sharedcache.Sta
 			Name: "redis_errors_total",
 			Help: "Redis commands that failed or timed out; the request was served all the same.",
 		}, func() float64 { return float64(stats().Errors) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "redis_invalid_values_total",
+			Help: "Values read from Redis that were rejected (malformed, oversized, not UTF-8, not a string, or made in the future); each was a miss, overwritten by a fresh fill.",
+		}, func() float64 { return float64(stats().Invalid) }),
 	} {
 		if err := reg.Register(c); err != nil {
 			return err

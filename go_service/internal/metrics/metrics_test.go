@@ -7,6 +7,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"cacheplatform/go_service/internal/cache"
+	"cacheplatform/go_service/internal/sharedcache"
 )
 
 func TestMethodLabelIsBounded(t *testing.T) {
@@ -38,13 +39,59 @@ func TestRegisteringTwiceFails(t *testing.T) {
 	}
 }
 
+// Both tiers' counters are read from their stats at scrape time: a value changed after
+// registering is what the scrape shows.
 func TestCacheMetricsReadStatsAtScrapeTime(t *testing.T) {
-	reg := prometheus.NewRegistry()
-	current := cache.Stats{Hits: 3, Misses: 2, Evictions: 1, Expirations: 4, Entries: 5}
-	if err := RegisterCache(reg, func() cache.Stats { return current }); err != nil {
-		t.Fatal(err)
+	for _, tc := range []struct {
+		name     string
+		register func(prometheus.Registerer) error
+		want     map[string]float64
+	}{
+		{
+			name: "in-process tier",
+			register: func(reg prometheus.Registerer) error {
+				current := cache.Stats{Hits: 3, Misses: 2, Evictions: 1, Expirations: 4, Entries: 5}
+				err := RegisterCache(reg, func() cache.Stats { return current })
+				current.Hits = 30
+				return err
+			},
+			want: map[string]float64{
+				"cache_requests_total/hit": 30, "cache_requests_total/miss": 2,
+				"cache_evictions_total": 1, "cache_expirations_total": 4, "cache_entries": 5,
+			},
+		},
+		{
+			name: "shared tier",
+			register: func(reg prometheus.Registerer) error {
+				current := sharedcache.Stats{Hits: 7, Misses: 3, LookupErrors: 1, Errors: 2, Fills: 4, Invalid: 1}
+				err := RegisterSharedCache(reg, func() sharedcache.Stats { return current })
+				current.Invalid = 2
+				return err
+			},
+			want: map[string]float64{
+				"cache_shared_requests_total/hit": 7, "cache_shared_requests_total/miss": 3,
+				"cache_shared_requests_total/error": 1, "redis_errors_total": 2, "redis_invalid_values_total": 2,
+			},
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			reg := prometheus.NewRegistry()
+			if err := tc.register(reg); err != nil {
+				t.Fatal(err)
+			}
+			got := gathered(t, reg)
+			for name, v := range tc.want {
+				if value, ok := got[name]; !ok || value != v {
+					t.Errorf("%s = %v (exposed: %v), want %v", name, value, ok, v)
+				}
+			}
+		})
 	}
-	current.Hits = 30
+}
+
+// gathered is reg's samples by name and label values ("name/value..."); counters and gauges.
+func gathered(t *testing.T, reg *prometheus.Registry) map[string]float64 {
+	t.Helper()
 	families, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)
@@ -59,15 +106,7 @@ func TestCacheMetricsReadStatsAtScrapeTime(t *testing.T) {
 			got[name] = m.GetCounter().GetValue() + m.GetGauge().GetValue()
 		}
 	}
-	want := map[string]float64{
-		"cache_requests_total/hit": 30, "cache_requests_total/miss": 2,
-		"cache_evictions_total": 1, "cache_expirations_total": 4, "cache_entries": 5,
-	}
-	for name, v := range want {
-		if got[name] != v {
-			t.Errorf("%s = %v, want %v", name, got[name], v)
-		}
-	}
+	return got
 }
 
 func TestBuildInfoNamesVersionRevisionAndRuntime(t *testing.T) {

@@ -9,6 +9,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -20,6 +22,7 @@ import (
 	"cacheplatform/go_service/internal/config"
 	"cacheplatform/go_service/internal/httpapi"
 	"cacheplatform/go_service/internal/metrics"
+	"cacheplatform/go_service/internal/redact"
 	"cacheplatform/go_service/internal/sharedcache"
 )
 
@@ -107,9 +110,13 @@ func Serve(ctx context.Context, ln net.Listener, cfg config.Config, logger *slog
 // replica that died or stalls, and waiting replicas then fill the key
 // themselves. Polling every pollInterval adds at most that much to a
 // waiting request.
+// A stored entry is a nanosecond stamp and a value of at most a few dozen bytes (the static
+// text, a time); maxEntryBytes leaves room for values fifty times that, and bounds what a lookup
+// reads from Redis whatever another writer put there.
 const (
-	leaseWait    = 250 * time.Millisecond
-	pollInterval = 5 * time.Millisecond
+	leaseWait     = 250 * time.Millisecond
+	pollInterval  = 5 * time.Millisecond
+	maxEntryBytes = 4 << 10
 )
 
 // newSharedTier returns the Redis tier of the redis backend, with its
@@ -121,18 +128,26 @@ func newSharedTier(cfg config.Config, reg prometheus.Registerer, logger *slog.Lo
 		return nil, func() {}, nil
 	}
 	sharedcache.SetLogger(logger)
-	client, err := sharedcache.NewClient(cfg.RedisURL, cfg.RedisTimeout)
+	password, err := readSecret(cfg.RedisPasswordFile)
 	if err != nil {
 		return nil, nil, err
 	}
+	client, err := sharedcache.NewClient(cfg.RedisURL, password, cfg.RedisTimeout)
+	if err != nil {
+		return nil, nil, err
+	}
+	// The URL without its userinfo: it may carry a password.
+	logger.Info("shared cache", slog.String("redis", redact.URL(cfg.RedisURL)), slog.Bool("password_file", password != ""))
 	closeClient := func() { _ = client.Close() }
 	tier, err := sharedcache.New(sharedcache.Options{
-		Client:       client,
-		Prefix:       "go_service:v1:",
-		TTL:          cfg.CacheTTL,
-		Timeout:      cfg.RedisTimeout,
-		LeaseWait:    min(leaseWait, cfg.CacheTTL),
-		PollInterval: pollInterval,
+		Client:        client,
+		Prefix:        "go_service:v1:",
+		TTL:           cfg.CacheTTL,
+		Timeout:       cfg.RedisTimeout,
+		LeaseWait:     min(leaseWait, cfg.CacheTTL),
+		PollInterval:  pollInterval,
+		MaxEntryBytes: maxEntryBytes,
+		Logger:        logger,
 	})
 	if err == nil {
 		err = metrics.RegisterSharedCache(reg, tier.Stats)
@@ -142,6 +157,23 @@ func newSharedTier(cfg config.Config, reg prometheus.Registerer, logger *slog.Lo
 		return nil, nil, err
 	}
 	return tier, closeClient, nil
+}
+
+// readSecret returns the one line in path (a mounted secret: a trailing newline is not part of
+// it), "" for no path. Its content never appears in an error.
+func readSecret(path string) (string, error) {
+	if path == "" {
+		return "", nil
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("-redis-password-file: %w", err)
+	}
+	secret := strings.TrimRight(string(b), "\r\n")
+	if secret == "" || strings.ContainsAny(secret, "\r\n") {
+		return "", fmt.Errorf("-redis-password-file %s: want one non-empty line", path)
+	}
+	return secret, nil
 }
 
 // serveHTTP serves handler on ln with ready set until ctx is done, then

@@ -2,12 +2,14 @@ package server
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -366,6 +368,86 @@ func TestServeSharesThroughRedisAndSurvivesItsLoss(t *testing.T) {
 			t.Errorf("Serve = %v, want nil", err)
 		}
 	}
+}
+
+// With Redis requiring a password (an ACL user, the default user off), the service authenticates
+// as REDIS_URL's user with the password in REDIS_PASSWORD_FILE and shares through Redis; its
+// log names Redis without the URL's userinfo, whichever way the password came.
+func TestServeAuthenticatesAsItsRedisUser(t *testing.T) {
+	const password = "s3cret-of-the-test"
+	srv := redistest.Start(t, "--user", "default", "off", "--user", "go-service", "on", ">"+password, "~*", "+@all")
+	secretFile := t.TempDir() + "/redis-password"
+	if err := os.WriteFile(secretFile, []byte(password+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name, url, file string
+		wantErrors      bool
+	}{
+		{"password from a file", "redis://go-service@" + srv.Addr() + "/0", secretFile, false},
+		{"password in the URL", "redis://go-service:" + password + "@" + srv.Addr() + "/0", "", false},
+		{"no password", "redis://go-service@" + srv.Addr() + "/0", "", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := testConfig()
+			cfg.CacheBackend, cfg.RedisURL, cfg.RedisPasswordFile = config.BackendRedis, tc.url, tc.file
+			cfg.RedisTimeout = time.Second // a busy machine's slow answer is not what this tests
+			var logs syncBuffer
+			ctx, cancel := context.WithCancel(t.Context())
+			defer cancel()
+			ln := listen(t)
+			served := make(chan error, 1)
+			go func() { served <- Serve(ctx, ln, cfg, slog.New(slog.NewJSONHandler(&logs, nil))) }()
+			base := "http://" + ln.Addr().String()
+			if got := get(base + "/time"); got.status != http.StatusOK {
+				t.Fatalf("GET /time = %+v", got)
+			}
+			scrape := get(base + "/metrics").body
+			if sawErrors := !strings.Contains(scrape, "redis_errors_total 0\n"); sawErrors != tc.wantErrors {
+				t.Errorf("Redis errors counted: %v, want %v:\n%s", sawErrors, tc.wantErrors, scrape)
+			}
+			cancel()
+			if err := <-served; err != nil {
+				t.Fatalf("Serve = %v", err)
+			}
+			if !strings.Contains(logs.String(), `"redis":"redis://`+srv.Addr()+`/0"`) || strings.Contains(logs.String(), password) {
+				t.Errorf("the log should name Redis without the userinfo and never the password:\n%s", logs.String())
+			}
+		})
+	}
+}
+
+func TestServeRefusesAnUnreadablePasswordFile(t *testing.T) {
+	empty := t.TempDir() + "/empty"
+	if err := os.WriteFile(empty, []byte("\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, file := range []string{t.TempDir() + "/missing", empty} {
+		cfg := testConfig()
+		cfg.CacheBackend, cfg.RedisURL, cfg.RedisPasswordFile = config.BackendRedis, "redis://go-service@127.0.0.1:1/0", file
+		err := Serve(t.Context(), listen(t), cfg, slog.New(slog.DiscardHandler))
+		if err == nil || !strings.Contains(err.Error(), "-redis-password-file") {
+			t.Errorf("Serve with password file %s = %v, want an error naming -redis-password-file", file, err)
+		}
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for the server's goroutines to log into.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 func TestServeRejectsInvalidCacheSettings(t *testing.T) {

@@ -13,12 +13,12 @@ import (
 // stamp. `tools/bazel run //go_service/internal/sharedcache:bench`.
 func BenchmarkLoadHit(b *testing.B) {
 	srv := redistest.Start(b)
-	client, err := NewClient(srv.URL(), time.Second)
+	client, err := NewClient(srv.URL(), "", time.Second)
 	if err != nil {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { _ = client.Close() })
-	tier, err := New(Options{Client: client, Prefix: "bench:", TTL: time.Hour, Timeout: time.Second, LeaseWait: time.Second, PollInterval: time.Millisecond})
+	tier, err := New(Options{Client: client, Prefix: "bench:", TTL: time.Hour, Timeout: time.Second, LeaseWait: time.Second, PollInterval: time.Millisecond, MaxEntryBytes: 4096})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -15,6 +15,14 @@
 // nothing else is tried). Answering, it costs at most LeaseWait more (while
 // another replica fills) and one Timeout per command: the GET, the lease,
 // the store and the lease's release, five commands at most.
+//
+// Nor is a value in Redis trusted: whatever another writer left under a key
+// (a value too large, not of this encoding, not UTF-8, not a string, or
+// stamped more than MaxClockSkew ahead) is rejected, counted in
+// Stats.Invalid, and treated as a miss whose fill overwrites it. A lookup
+// reads at most MaxEntryBytes+1 bytes (GETRANGE), so an oversized value is
+// never loaded; a value stamped in the future is never kept past its TTL
+// by the in-process tier in front.
 package sharedcache
 
 import (
@@ -24,15 +32,25 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	neturl "net/url"
 	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/redis/go-redis/v9"
+
+	"cacheplatform/go_service/internal/redact"
 )
 
-// Options configures a Tier. TTL, Timeout, LeaseWait and PollInterval must be positive.
+// MaxClockSkew is how far ahead of this replica's clock a stored value's
+// birth time may be and still be taken: the replicas' clocks differ a
+// little. A value made further ahead would look fresh (and be kept by every
+// in-process tier) until then, so it is rejected.
+const MaxClockSkew = time.Second
+
+// Options configures a Tier. TTL, Timeout, LeaseWait, PollInterval and MaxEntryBytes must be positive.
 type Options struct {
 	// Client is the Redis connection pool. NewClient builds one whose
 	// dial, read and write timeouts are Timeout and which never retries.
@@ -52,9 +70,14 @@ type Options struct {
 	// PollInterval is how often a replica waiting on another's fill looks
 	// for the value.
 	PollInterval time.Duration
+	// MaxEntryBytes bounds a stored entry (birth time and value): a lookup
+	// reads no more than one byte past it, and a larger entry is invalid.
+	MaxEntryBytes int
 	// Now is the clock values are stamped and aged with; nil means
 	// time.Now. Tests inject a fake clock to expire values without waiting.
 	Now func() time.Time
+	// Logger receives a warning per invalid entry found; nil discards them.
+	Logger *slog.Logger
 }
 
 // Stats is a snapshot of the tier's counters.
@@ -64,6 +87,7 @@ type Stats struct {
 	LookupErrors uint64 // lookups whose GET failed or timed out: the value was filled locally
 	Errors       uint64 // Redis commands (GET, lease, store) that failed or timed out
 	Fills        uint64 // values this replica computed (with the lease, or alone after an error or a lease wait)
+	Invalid      uint64 // lookups that found an entry this tier did not write (counted among the misses)
 }
 
 // Tier is a Redis-backed shared cache; safe for concurrent use.
@@ -71,18 +95,30 @@ type Tier struct {
 	client                              *redis.Client
 	prefix                              string
 	ttl, timeout, leaseWait, pollPeriod time.Duration
+	maxEntryBytes                       int
 	now                                 func() time.Time
+	logger                              *slog.Logger
 
-	hits, misses, lookupErrs, errs, fills atomic.Uint64
+	hits, misses, lookupErrs, errs, fills, invalid atomic.Uint64
 }
 
-// NewClient returns a go-redis client for url (redis://host:port/db) whose
-// every command gives up after timeout and is not retried: a slow Redis
-// delays a request by at most timeout per command, never a multiple of it.
-func NewClient(url string, timeout time.Duration) (*redis.Client, error) {
+// NewClient returns a go-redis client for url (redis://[user@]host:port/db)
+// whose every command gives up after timeout and is not retried: a slow
+// Redis delays a request by at most timeout per command, never a multiple of
+// it. A non-empty password replaces the URL's (the ACL user's password, kept
+// out of the URL and so out of the process' environment).
+func NewClient(url, password string, timeout time.Duration) (*redis.Client, error) {
 	opts, err := redis.ParseURL(url)
 	if err != nil {
-		return nil, fmt.Errorf("sharedcache: REDIS_URL %q: %w", url, err)
+		// net/url's errors quote the whole URL: keep only what went wrong.
+		var urlErr *neturl.Error
+		if errors.As(err, &urlErr) {
+			err = urlErr.Err
+		}
+		return nil, fmt.Errorf("sharedcache: REDIS_URL %q: %w", redact.URL(url), err)
+	}
+	if password != "" {
+		opts.Password = password
 	}
 	opts.DialTimeout = timeout
 	opts.ReadTimeout = timeout
@@ -123,19 +159,27 @@ func New(opts Options) (*Tier, error) {
 		return nil, fmt.Errorf("sharedcache: LeaseWait must be positive, got %s", opts.LeaseWait)
 	case opts.PollInterval <= 0:
 		return nil, fmt.Errorf("sharedcache: PollInterval must be positive, got %s", opts.PollInterval)
+	case opts.MaxEntryBytes <= 0:
+		return nil, fmt.Errorf("sharedcache: MaxEntryBytes must be positive, got %d", opts.MaxEntryBytes)
 	}
 	now := opts.Now
 	if now == nil {
 		now = time.Now
 	}
+	logger := opts.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
 	return &Tier{
-		client:     opts.Client,
-		prefix:     opts.Prefix,
-		ttl:        opts.TTL,
-		timeout:    opts.Timeout,
-		leaseWait:  opts.LeaseWait,
-		pollPeriod: opts.PollInterval,
-		now:        now,
+		client:        opts.Client,
+		prefix:        opts.Prefix,
+		ttl:           opts.TTL,
+		timeout:       opts.Timeout,
+		leaseWait:     opts.LeaseWait,
+		pollPeriod:    opts.PollInterval,
+		maxEntryBytes: opts.MaxEntryBytes,
+		now:           now,
+		logger:        logger,
 	}, nil
 }
 
@@ -147,6 +191,7 @@ func (t *Tier) Stats() Stats {
 		LookupErrors: t.lookupErrs.Load(),
 		Errors:       t.errs.Load(),
 		Fills:        t.fills.Load(),
+		Invalid:      t.invalid.Load(),
 	}
 }
 
@@ -156,7 +201,7 @@ func (t *Tier) Stats() Stats {
 // returned as is (and nothing is stored); Redis' own errors never are.
 func (t *Tier) Load(ctx context.Context, key string, fill func(context.Context) (string, error)) (value string, madeAt time.Time, err error) {
 	valueKey := t.prefix + key
-	v, at, found, err := t.get(ctx, valueKey)
+	v, at, found, problem, err := t.get(ctx, valueKey)
 	switch {
 	case err != nil:
 		t.lookupErrs.Add(1)
@@ -166,6 +211,10 @@ func (t *Tier) Load(ctx context.Context, key string, fill func(context.Context) 
 		return v, at, nil
 	}
 	t.misses.Add(1)
+	if problem != "" { // a miss like any other: the fill below overwrites it
+		t.invalid.Add(1)
+		t.logger.LogAttrs(ctx, slog.LevelWarn, "invalid shared cache entry", slog.String("key", valueKey), slog.String("problem", problem))
+	}
 
 	leaseKey := t.prefix + "lease:" + key
 	token := newToken()
@@ -195,7 +244,8 @@ func (t *Tier) awaitFill(ctx context.Context, valueKey string, fill func(context
 			return "", time.Time{}, context.Cause(ctx)
 		case <-ticker.C:
 		}
-		v, at, found, err := t.get(ctx, valueKey)
+		// An invalid entry is the one the lookup found (counted then), until the filler overwrites it.
+		v, at, found, _, err := t.get(ctx, valueKey)
 		if err != nil {
 			return t.fillAlone(ctx, fill)
 		}
@@ -239,24 +289,43 @@ func (t *Tier) release(ctx context.Context, leaseKey, token string) {
 	})
 }
 
-// get reads a value; found is false when there is none or it is older
-// than the TTL (by this replica's clock, which tests can fake).
-func (t *Tier) get(ctx context.Context, valueKey string) (value string, madeAt time.Time, found bool, err error) {
+// get reads a value; found is false when there is none, it is older than
+// the TTL (by this replica's clock, which tests can fake) or it is invalid,
+// and then problem says what makes it invalid. It reads at most
+// MaxEntryBytes+1 bytes of the entry.
+func (t *Tier) get(ctx context.Context, valueKey string) (value string, madeAt time.Time, found bool, problem string, err error) {
+	wrongType := false
 	raw, err := command(ctx, t, func(ctx context.Context) (string, error) {
-		s, err := t.client.Get(ctx, valueKey).Result()
-		if errors.Is(err, redis.Nil) {
+		// GETRANGE answers "" for a missing key, as for an empty value: both are misses.
+		s, err := t.client.GetRange(ctx, valueKey, 0, int64(t.maxEntryBytes)).Result()
+		if err != nil && strings.HasPrefix(err.Error(), "WRONGTYPE") {
+			// Another writer's list or hash under our key: Redis answers, the entry is invalid.
+			wrongType = true
 			return "", nil
 		}
 		return s, err
 	})
-	if err != nil || raw == "" {
-		return "", time.Time{}, false, err
+	switch {
+	case err != nil:
+		return "", time.Time{}, false, "", err
+	case wrongType:
+		return "", time.Time{}, false, "not a string", nil
+	case raw == "":
+		return "", time.Time{}, false, "", nil
+	case len(raw) > t.maxEntryBytes:
+		return "", time.Time{}, false, fmt.Sprintf("larger than %d bytes", t.maxEntryBytes), nil
 	}
-	madeAt, value, ok := decode(raw)
-	if !ok || t.now().Sub(madeAt) >= t.ttl {
-		return "", time.Time{}, false, nil
+	madeAt, value, problem = decode(raw)
+	now := t.now()
+	switch {
+	case problem != "":
+		return "", time.Time{}, false, problem, nil
+	case madeAt.Sub(now) > MaxClockSkew:
+		return "", time.Time{}, false, fmt.Sprintf("made %s in the future", madeAt.Sub(now).Round(time.Millisecond)), nil
+	case now.Sub(madeAt) >= t.ttl:
+		return "", time.Time{}, false, "", nil
 	}
-	return value, madeAt, true, nil
+	return value, madeAt, true, "", nil
 }
 
 // command runs one Redis command within Timeout, counting its failure.
@@ -275,17 +344,24 @@ func encode(madeAt time.Time, value string) string {
 	return strconv.FormatInt(madeAt.UnixNano(), 10) + ":" + value
 }
 
-// decode reverses encode; ok is false for anything encode did not produce.
-func decode(raw string) (madeAt time.Time, value string, ok bool) {
+// decode reverses encode; problem says why raw is not what encode produced
+// ("" when it is): a stamp of decimal digits, ":", a UTF-8 value.
+func decode(raw string) (madeAt time.Time, value, problem string) {
 	stamp, value, ok := strings.Cut(raw, ":")
 	if !ok {
-		return time.Time{}, "", false
+		return time.Time{}, "", "no birth time"
+	}
+	if stamp == "" || strings.Trim(stamp, "0123456789") != "" {
+		return time.Time{}, "", "birth time not a number"
 	}
 	nanos, err := strconv.ParseInt(stamp, 10, 64)
 	if err != nil {
-		return time.Time{}, "", false
+		return time.Time{}, "", "birth time out of range"
 	}
-	return time.Unix(0, nanos), value, true
+	if !utf8.ValidString(value) {
+		return time.Time{}, "", "value not UTF-8"
+	}
+	return time.Unix(0, nanos), value, ""
 }
 
 // newToken names one lease holder: 128 random bits.

@@ -35,6 +35,8 @@ const (
 	// stallBound is where a test stops waiting for a Load that should have ended after one
 	// Timeout or LeaseWait: far beyond either plus any scheduling delay of a busy machine.
 	stallBound = 10 * time.Second
+	// testMaxEntryBytes is the production bound (internal/server).
+	testMaxEntryBytes = 4096
 )
 
 // newClock starts at the real time: Redis' own PX expiry runs on it.
@@ -51,7 +53,7 @@ func replica(t *testing.T, srv *redistest.Server, clock *clocktest.Clock) *Tier 
 // commands its client sends.
 func loggedReplica(t *testing.T, srv *redistest.Server, clock *clocktest.Clock, timeout, leaseWait time.Duration) (*Tier, *commandLog) {
 	t.Helper()
-	client, err := NewClient(srv.URL(), timeout)
+	client, err := NewClient(srv.URL(), "", timeout)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,13 +61,14 @@ func loggedReplica(t *testing.T, srv *redistest.Server, clock *clocktest.Clock, 
 	log := &commandLog{}
 	client.AddHook(log)
 	tier, err := New(Options{
-		Client:       client,
-		Prefix:       "test:",
-		TTL:          testTTL,
-		Timeout:      timeout,
-		LeaseWait:    leaseWait,
-		PollInterval: 5 * time.Millisecond,
-		Now:          clock.Now,
+		Client:        client,
+		Prefix:        "test:",
+		TTL:           testTTL,
+		Timeout:       timeout,
+		LeaseWait:     leaseWait,
+		PollInterval:  5 * time.Millisecond,
+		MaxEntryBytes: testMaxEntryBytes,
+		Now:           clock.Now,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -166,13 +169,14 @@ func (c *counter) fill(context.Context) (string, error) {
 func TestNewRejectsInvalidOptions(t *testing.T) {
 	client := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1"})
 	t.Cleanup(func() { _ = client.Close() })
-	valid := Options{Client: client, TTL: time.Second, Timeout: time.Second, LeaseWait: time.Second, PollInterval: time.Millisecond}
+	valid := Options{Client: client, TTL: time.Second, Timeout: time.Second, LeaseWait: time.Second, PollInterval: time.Millisecond, MaxEntryBytes: 1}
 	for name, mutate := range map[string]func(*Options){
 		"no client":     func(o *Options) { o.Client = nil },
 		"zero TTL":      func(o *Options) { o.TTL = 0 },
 		"zero timeout":  func(o *Options) { o.Timeout = 0 },
 		"zero lease":    func(o *Options) { o.LeaseWait = 0 },
 		"zero interval": func(o *Options) { o.PollInterval = 0 },
+		"zero max size": func(o *Options) { o.MaxEntryBytes = 0 },
 	} {
 		t.Run(name, func(t *testing.T) {
 			opts := valid
@@ -182,22 +186,29 @@ func TestNewRejectsInvalidOptions(t *testing.T) {
 			}
 		})
 	}
-	if _, err := NewClient("http://nope", time.Second); err == nil {
+	if _, err := NewClient("http://nope", "", time.Second); err == nil {
 		t.Error("NewClient accepted a non-redis URL")
+	}
+	// The error names the URL without its password (net/url's own error quotes it whole).
+	for _, raw := range []string{"http://u:s3cret@redis/0", "redis://u:s3cret@redis:x/0", "redis://u:s3cret@redis/db"} {
+		_, err := NewClient(raw, "", time.Second)
+		if err == nil || strings.Contains(err.Error(), "s3cret") || !strings.Contains(err.Error(), "redis") {
+			t.Errorf("NewClient(%q) error = %v; want one naming the URL without its password", raw, err)
+		}
 	}
 }
 
 func TestEncodeDecodeRoundTrip(t *testing.T) {
 	at := time.Unix(1700000000, 123456789)
 	for _, value := range []string{"", "plain", "with:colons:inside", "2025-01-02T03:04:05Z"} {
-		gotAt, gotValue, ok := decode(encode(at, value))
-		if !ok || !gotAt.Equal(at) || gotValue != value {
-			t.Errorf("decode(encode(%q)) = %v, %q, %v", value, gotAt, gotValue, ok)
+		gotAt, gotValue, problem := decode(encode(at, value))
+		if problem != "" || !gotAt.Equal(at) || gotValue != value {
+			t.Errorf("decode(encode(%q)) = %v, %q, %q", value, gotAt, gotValue, problem)
 		}
 	}
-	for _, raw := range []string{"", "nocolon", "notanumber:v"} {
-		if _, _, ok := decode(raw); ok {
-			t.Errorf("decode(%q) ok, want rejected", raw)
+	for _, raw := range []string{"", "nocolon", "notanumber:v", ":v", "+1:v", "-1:v", "1e9:v", "99999999999999999999:v", "1:\xff"} {
+		if _, _, problem := decode(raw); problem == "" {
+			t.Errorf("decode(%q) accepted, want rejected", raw)
 		}
 	}
 }
@@ -513,4 +524,118 @@ func infoField(t *testing.T, c *redis.Client, section, field string) string {
 	}
 	t.Fatalf("INFO %s has no %s", section, field)
 	return ""
+}
+
+// What another writer may leave under a key, and the tier's answer: a miss
+// (counted as invalid) whose fill overwrites it, never a value served or kept
+// by the in-process tier in front; an oversized value is not even read whole.
+func TestInvalidEntriesAreMissesAndOverwritten(t *testing.T) {
+	srv := redistest.Start(t)
+	plain := redis.NewClient(&redis.Options{Addr: srv.Addr()})
+	t.Cleanup(func() { _ = plain.Close() })
+	stamp := func(at time.Time) string { return strconv.FormatInt(at.UnixNano(), 10) }
+	huge := strings.Repeat("x", 8<<20)
+	for _, tc := range []struct {
+		name  string
+		plant func(ctx context.Context, key string, now time.Time) error
+	}{
+		{"birth time an hour ahead", func(ctx context.Context, key string, now time.Time) error {
+			return plain.Set(ctx, key, stamp(now.Add(time.Hour))+":planted", 0).Err()
+		}},
+		{"birth time past the skew", func(ctx context.Context, key string, now time.Time) error {
+			return plain.Set(ctx, key, stamp(now.Add(MaxClockSkew+time.Millisecond))+":planted", 0).Err()
+		}},
+		{"8 MiB value", func(ctx context.Context, key string, now time.Time) error {
+			return plain.Set(ctx, key, stamp(now)+":"+huge, 0).Err()
+		}},
+		{"one byte over the bound", func(ctx context.Context, key string, now time.Time) error {
+			s := stamp(now) + ":"
+			return plain.Set(ctx, key, s+strings.Repeat("x", testMaxEntryBytes+1-len(s)), 0).Err()
+		}},
+		{"no birth time", func(ctx context.Context, key string, _ time.Time) error {
+			return plain.Set(ctx, key, "planted", 0).Err()
+		}},
+		{"birth time not a number", func(ctx context.Context, key string, _ time.Time) error {
+			return plain.Set(ctx, key, "soon:planted", 0).Err()
+		}},
+		{"empty birth time", func(ctx context.Context, key string, _ time.Time) error {
+			return plain.Set(ctx, key, ":planted", 0).Err()
+		}},
+		{"json instead of the encoding", func(ctx context.Context, key string, _ time.Time) error {
+			return plain.Set(ctx, key, `{"value": "planted", "stored_at": 1}`, 0).Err()
+		}},
+		{"value not UTF-8", func(ctx context.Context, key string, now time.Time) error {
+			return plain.Set(ctx, key, stamp(now)+":planted\xff\xfe", 0).Err()
+		}},
+		{"a list, not a string", func(ctx context.Context, key string, _ time.Time) error {
+			return plain.RPush(ctx, key, "planted").Err()
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if err := plain.FlushAll(t.Context()).Err(); err != nil {
+				t.Fatal(err)
+			}
+			clock := newClock()
+			a, b := replica(t, srv, clock), replica(t, srv, clock)
+			l1, err := cache.New[string, string](cache.Options{MaxEntries: 10, TTL: testTTL, JanitorInterval: time.Second, Now: clock.Now})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := tc.plant(t.Context(), "test:time", clock.Now()); err != nil {
+				t.Fatal(err)
+			}
+			sentBefore := infoField(t, plain, "stats", "total_net_output_bytes")
+			var fills counter
+			v, at, _, err := l1.GetOrLoadStamped(t.Context(), "time", func(ctx context.Context) (string, time.Time, error) {
+				return a.Load(ctx, "time", fills.fill)
+			})
+			if err != nil || v != "v1" || !at.Equal(clock.Now()) {
+				t.Fatalf("Load = %.40q made %v, %v; want a fresh fill v1 made now (%v)", v, at, err, clock.Now())
+			}
+			if s := a.Stats(); s.Invalid != 1 || s.Misses != 1 || s.Hits != 0 || s.Errors != 0 || s.Fills != 1 {
+				t.Errorf("stats = %+v, want 1 invalid miss, 1 fill, no hit, no error", s)
+			}
+			sent := parseInt(t, infoField(t, plain, "stats", "total_net_output_bytes")) - parseInt(t, sentBefore)
+			if sent > 1<<20 { // the 8 MiB value must not be read; the other replies are a few kB
+				t.Errorf("Redis sent %d bytes during the lookup: the entry was read past its bound", sent)
+			}
+			// Overwritten: the other replica finds the fill, as a hit.
+			if v, _, err := b.Load(t.Context(), "time", fills.fill); err != nil || v != "v1" || fills.calls.Load() != 1 {
+				t.Fatalf("replica B: %.40q, %v, %d fills; want the shared v1, 1 fill", v, err, fills.calls.Load())
+			}
+			if s := b.Stats(); s.Hits != 1 || s.Invalid != 0 {
+				t.Errorf("replica B stats = %+v, want 1 hit", s)
+			}
+		})
+	}
+}
+
+// A birth time a little ahead (another host's clock, within MaxClockSkew) is taken.
+func TestEntryMadeWithinTheSkewIsAHit(t *testing.T) {
+	srv := redistest.Start(t)
+	plain := redis.NewClient(&redis.Options{Addr: srv.Addr()})
+	t.Cleanup(func() { _ = plain.Close() })
+	clock := newClock()
+	ahead := clock.Now().Add(MaxClockSkew / 2)
+	if err := plain.Set(t.Context(), "test:time", encode(ahead, "from-a-fast-clock"), 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	tier := replica(t, srv, clock)
+	var fills counter
+	v, at, err := tier.Load(t.Context(), "time", fills.fill)
+	if err != nil || v != "from-a-fast-clock" || !at.Equal(ahead) || fills.calls.Load() != 0 {
+		t.Fatalf("Load = %q made %v, %v (%d fills); want the stored value made %v", v, at, err, fills.calls.Load(), ahead)
+	}
+	if s := tier.Stats(); s.Hits != 1 || s.Invalid != 0 {
+		t.Errorf("stats = %+v, want 1 hit", s)
+	}
+}
+
+func parseInt(t *testing.T, s string) int64 {
+	t.Helper()
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
 }
