@@ -12,7 +12,7 @@ from flask import Flask
 
 from py_service.app import create_app
 from py_service.app.config import CacheBackend, Config
-from py_service.tests.support import FakeClock, RedisServer
+from py_service.tests.support import REDIS_TIMEOUT_S, FakeClock, RedisServer
 
 
 @pytest.fixture
@@ -50,4 +50,6 @@ def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
 
 @pytest.fixture
 def redis_app(make_app: Callable[..., Flask], redis_server: RedisServer) -> Flask:
-    return make_app(cache_backend=CacheBackend.REDIS, redis_url=redis_server.url)
+    return make_app(
+        cache_backend=CacheBackend.REDIS, redis_url=redis_server.url, redis_timeout=REDIS_TIMEOUT_S
+    )

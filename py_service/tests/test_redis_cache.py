@@ -29,6 +29,7 @@ from py_service.app.cache import (
 )
 from py_service.app.config import CacheBackend
 from py_service.tests.support import (
+    REDIS_TIMEOUT_S,
     FakeClock,
     FakeRedis,
     RedisServer,
@@ -40,11 +41,10 @@ from tools.testing.python.support import wait_until
 
 # Lookups made at once by the tests of concurrency, and how long the fake Redis holds the first
 # GET for the others: a correct app gets them all there within milliseconds, one that serialises
-# its Redis calls never does and fails after BARRIER_TIMEOUT_S. The client's timeout (the longest
-# Config allows) is longer, so a GET held at the barrier is one its client still waits for.
+# its Redis calls never does and fails after BARRIER_TIMEOUT_S. The client's timeout
+# (REDIS_TIMEOUT_S) is longer, so a GET held at the barrier is one its client still waits for.
 LOOKUPS = 4
 BARRIER_TIMEOUT_S = 8
-LONG_TIMEOUT_S = 10
 
 
 def scrape(client: FlaskClient) -> str:
@@ -100,7 +100,12 @@ def test_responses_are_not_for_nginx_to_cache(redis_app: Flask) -> None:
 def test_entry_is_stored_with_the_ttl(
     make_app: Callable[..., Flask], redis_server: RedisServer
 ) -> None:
-    app = make_app(cache_backend=CacheBackend.REDIS, redis_url=redis_server.url, cache_ttl=30)
+    app = make_app(
+        cache_backend=CacheBackend.REDIS,
+        redis_url=redis_server.url,
+        redis_timeout=REDIS_TIMEOUT_S,
+        cache_ttl=30,
+    )
 
     app.test_client().get("/static-text")
 
@@ -111,7 +116,12 @@ def test_entry_is_stored_with_the_ttl(
 def test_entry_expires_after_the_ttl(
     make_app: Callable[..., Flask], redis_server: RedisServer
 ) -> None:
-    app = make_app(cache_backend=CacheBackend.REDIS, redis_url=redis_server.url, cache_ttl=1)
+    app = make_app(
+        cache_backend=CacheBackend.REDIS,
+        redis_url=redis_server.url,
+        redis_timeout=REDIS_TIMEOUT_S,
+        cache_ttl=1,
+    )
     client = app.test_client()
     assert client.get("/time").headers["X-Cache"] == "MISS"
     assert client.get("/time").headers["X-Cache"] == "HIT"
@@ -137,13 +147,9 @@ def test_hits_and_misses_are_counted(redis_app: Flask) -> None:
 
 
 def test_redis_killed_mid_test_serves_uncached(
-    make_app: Callable[..., Flask], redis_server: RedisServer, clock: FakeClock
+    redis_app: Flask, redis_server: RedisServer, clock: FakeClock
 ) -> None:
-    # The longest timeout there is: a refused connection must not be waited out.
-    app = make_app(
-        cache_backend=CacheBackend.REDIS, redis_url=redis_server.url, redis_timeout=LONG_TIMEOUT_S
-    )
-    client = app.test_client()
+    client = redis_app.test_client()
     client.get("/time")
     assert client.get("/time").headers["X-Cache"] == "HIT"
 
@@ -157,8 +163,8 @@ def test_redis_killed_mid_test_serves_uncached(
     assert response.headers["X-Cache"] == "MISS"
     assert response.headers["Age"] == "0"
     assert response.text == "2024-05-01T12:00:05Z\n"  # freshly computed
-    # Refused at once (milliseconds); waiting out the timeout would take all 10 s.
-    assert elapsed < LONG_TIMEOUT_S / 2, f"answered after {elapsed:.1f} s"
+    # Refused at once (milliseconds); waiting out the timeout would take all of REDIS_TIMEOUT_S.
+    assert elapsed < REDIS_TIMEOUT_S / 2, f"answered after {elapsed:.1f} s"
     text = scrape(client)
     assert sample_sum(text, "redis_errors_total") == 1  # one command tried, no retry
     assert sample_sum(text, "cache_requests_total", result="error") == 1
@@ -291,7 +297,7 @@ def test_concurrent_lookups_are_in_flight_at_redis_together(
 
     with FakeRedis(hold_gets) as fake:
         app = make_app(
-            cache_backend=CacheBackend.REDIS, redis_url=fake.url, redis_timeout=LONG_TIMEOUT_S
+            cache_backend=CacheBackend.REDIS, redis_url=fake.url, redis_timeout=REDIS_TIMEOUT_S
         )
         with ThreadPoolExecutor(LOOKUPS) as pool:
             responses = list(pool.map(lambda _: app.test_client().get("/time"), range(LOOKUPS)))
@@ -317,7 +323,9 @@ def test_a_new_connection_reads_no_package_metadata(
         return real_version(name)
 
     with FakeRedis() as fake:
-        app = make_app(cache_backend=CacheBackend.REDIS, redis_url=fake.url)
+        app = make_app(
+            cache_backend=CacheBackend.REDIS, redis_url=fake.url, redis_timeout=REDIS_TIMEOUT_S
+        )
         monkeypatch.setattr(importlib.metadata, "version", counted_version)
         with ThreadPoolExecutor(LOOKUPS) as pool:
             responses = list(pool.map(lambda _: app.test_client().get("/time"), range(LOOKUPS)))

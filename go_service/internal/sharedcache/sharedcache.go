@@ -14,7 +14,8 @@
 // Unreachable or stalled, Redis costs a lookup one Timeout (the GET fails,
 // nothing else is tried). Answering, it costs at most LeaseWait more (while
 // another replica fills) and one Timeout per command: the GET, the lease,
-// the store and the lease's release, five commands at most.
+// the GET again under it, the store and the lease's release, six commands at
+// most.
 //
 // Nor is a value in Redis trusted: whatever another writer left under a key
 // (a value too large, not of this encoding, not UTF-8, not a string, or
@@ -196,8 +197,9 @@ func (t *Tier) Stats() Stats {
 }
 
 // Load returns the shared value under key and when it was made. Without a
-// fresh one it fills the key: through fill under the fleet's lease, or after
-// waiting up to LeaseWait for the replica holding it. An error from fill is
+// fresh one it fills the key: through fill under the fleet's lease (unless the
+// value came meanwhile), or after waiting up to LeaseWait for the replica
+// holding it. An error from fill is
 // returned as is (and nothing is stored); Redis' own errors never are.
 func (t *Tier) Load(ctx context.Context, key string, fill func(context.Context) (string, error)) (value string, madeAt time.Time, err error) {
 	valueKey := t.prefix + key
@@ -226,6 +228,11 @@ func (t *Tier) Load(ctx context.Context, key string, fill func(context.Context) 
 	}
 	if leased {
 		defer t.release(ctx, leaseKey, token)
+		// Another replica may have filled the key and let its lease go since our GET (a replica
+		// held up that long under load): its value is the fleet's, and a fill now a second one.
+		if v, at, found, err := t.get(ctx, valueKey); err == nil && found {
+			return v, at, nil
+		}
 		return t.fillShared(ctx, valueKey, fill)
 	}
 	return t.awaitFill(ctx, valueKey, fill)

@@ -77,8 +77,10 @@ func loggedReplica(t *testing.T, srv *redistest.Server, clock *clocktest.Clock, 
 }
 
 // commandLog is a go-redis hook that keeps every command the client sent: its name (with NX for
-// a SET that takes a lease), how long its context gave it, and its error.
+// a SET that takes a lease), how long its context gave it, and its error. before, when set, is
+// called with each command's name before the command is sent: a test can hold one there.
 type commandLog struct {
+	before   func(name string)
 	mu       sync.Mutex
 	commands []sentCommand
 }
@@ -97,15 +99,18 @@ func (l *commandLog) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.P
 
 func (l *commandLog) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	return func(ctx context.Context, cmd redis.Cmder) error {
+		name := cmd.Name()
+		if name == "set" && slices.ContainsFunc(cmd.Args(), func(arg any) bool { return arg == "nx" }) {
+			name = "set nx"
+		}
+		if l.before != nil {
+			l.before(name)
+		}
 		var budget time.Duration
 		if deadline, ok := ctx.Deadline(); ok {
 			budget = time.Until(deadline)
 		}
 		err := next(ctx, cmd)
-		name := cmd.Name()
-		if name == "set" && slices.ContainsFunc(cmd.Args(), func(arg any) bool { return arg == "nx" }) {
-			name = "set nx"
-		}
 		l.mu.Lock()
 		defer l.mu.Unlock()
 		l.commands = append(l.commands, sentCommand{name: name, budget: budget, err: err})
@@ -309,6 +314,43 @@ func TestFleetFillsOnceUnderConcurrentMisses(t *testing.T) {
 			t.Fatalf("round %d: %d shared-tier lookups counted, want %d", round, lookups, want)
 		}
 		clock.Advance(testTTL)
+	}
+}
+
+// A replica that missed, and took the lease only after another had filled the key and let its
+// lease go, serves that fill: it does not fill the key a second time. (Under load, a replica
+// held up between its GET and its SET NX for as long as another's whole fill did that.)
+func TestLeaseTakenAfterAnotherFillServesThatFill(t *testing.T) {
+	srv := redistest.Start(t)
+	clock := newClock()
+	a := replica(t, srv, clock)
+	b, logB := loggedReplica(t, srv, clock, sharingTimeout, sharingTimeout)
+	atLease, goOn := make(chan struct{}), make(chan struct{})
+	logB.before = func(name string) {
+		if name == "set nx" {
+			close(atLease)
+			<-goOn
+		}
+	}
+	var fills counter
+	type result struct {
+		v   string
+		err error
+	}
+	fromB := make(chan result, 1)
+	go func() {
+		v, _, err := b.Load(t.Context(), "time", fills.fill)
+		fromB <- result{v, err}
+	}()
+	<-atLease // B has missed, and is about to ask for the lease
+	va, _, err := a.Load(t.Context(), "time", fills.fill)
+	if err != nil {
+		t.Fatal(err)
+	}
+	close(goOn) // A has filled, stored and released its lease; B asks now
+	got := <-fromB
+	if got.err != nil || got.v != va || fills.calls.Load() != 1 {
+		t.Fatalf("B got %q (%v) after A filled %q; fills %d; want A's value and 1 fill", got.v, got.err, va, fills.calls.Load())
 	}
 }
 
