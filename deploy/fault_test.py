@@ -22,7 +22,14 @@ from typing import Any
 
 import pytest
 
-from deploy.stack_harness import LOADGEN, Stack, loadgen, metric_samples, running
+from deploy.stack_harness import (
+    LOADGEN,
+    Stack,
+    loadgen,
+    memory_usage,
+    metric_samples,
+    running,
+)
 from tools.testing.python.support import Response, free_port, http_request, wait_until
 
 # A project, free ports and a subnet of its own: runs beside e2e_test and the user's own stack. The
@@ -57,25 +64,6 @@ MIXED = [
     f"{NGINX}/python/static-text",
     f"{NGINX}/python/time",
 ]
-
-
-UNITS = {"B": 1, "KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30}
-
-
-def memory_usage() -> dict[str, int]:
-    """Each running container's memory use in bytes, by container name (`docker stats`)."""
-    out = subprocess.run(
-        ["docker", "stats", "--no-stream", "--format", "{{.Name}} {{.MemUsage}}"],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
-    usage = {}
-    for line in out.splitlines():
-        name, used = line.split()[:2]  # "cache-platform-nginx-1 12.5MiB / 192MiB"
-        number = used.rstrip(string.ascii_letters)
-        usage[name] = int(float(number) * UNITS[used[len(number) :]])
-    return usage
 
 
 def random_path(rng: random.Random) -> str:

@@ -127,8 +127,31 @@ write_secrets() {
   fi
 }
 
+# Nginx's list of clients the per-client limits leave alone (nginx.conf, `geo`), one per project:
+# STACK_NGINX_UNLIMITED_CLIENTS, addresses or CIDR ranges separated by spaces or commas (none by
+# default). Each is checked here: Nginx would refuse to start on a bad one, with a message about
+# its own config. Written by `up` only, like the webhook URL; Nginx reads it when it starts.
+readonly STACK_NGINX_UNLIMITED_CLIENTS_FILE="$state_dir/$PROJECT/nginx-unlimited-clients.conf"
+write_nginx_unlimited_clients() {
+  local listed="${STACK_NGINX_UNLIMITED_CLIENTS:-}" entries=() client
+  read -r -a entries <<<"${listed//,/ }"
+  for client in "${entries[@]}"; do
+    [[ "$client" =~ ^([0-9]{1,3}(\.[0-9]{1,3}){3}|[0-9A-Fa-f:]*:[0-9A-Fa-f:.]*)(/[0-9]{1,3})?$ ]] ||
+      die "STACK_NGINX_UNLIMITED_CLIENTS: '$client' is not an IPv4 or IPv6 address or CIDR range (e.g. 192.0.2.7 or 10.213.47.0/24)"
+  done
+  mkdir -p "$(dirname "$STACK_NGINX_UNLIMITED_CLIENTS_FILE")"
+  {
+    echo "# STACK_NGINX_UNLIMITED_CLIENTS, written by deploy/stack.sh up"
+    for client in "${entries[@]}"; do echo "$client 1;"; done
+  } >"$STACK_NGINX_UNLIMITED_CLIENTS_FILE"
+  if [[ ${#entries[@]} -gt 0 ]]; then
+    say "Nginx's per-client limits leave out: ${entries[*]}"
+  fi
+}
+
 up() {
   ensure_engine_and_compose
+  write_nginx_unlimited_clients
   # One `docker load` at a time on this machine: two stacks coming up together (the tests) would
   # load the same layers at once, which the engine can fail with "unexpected EOF".
   (
@@ -171,6 +194,7 @@ command="${1:?usage: stack.sh up|down|logs|ps|compose}"
 shift
 # compose.yaml names the secrets' files through these, for every command.
 export STACK_GRAFANA_IMAGE STACK_SECRETS_DIR STACK_ALERT_WEBHOOK_URL_FILE
+export STACK_NGINX_UNLIMITED_CLIENTS_FILE
 case "$command" in
 up) up "$@" ;;
 down)

@@ -13,6 +13,7 @@ import contextlib
 import json
 import os
 import secrets
+import string
 import subprocess
 import urllib.parse
 from collections.abc import Iterator, Sequence
@@ -120,6 +121,10 @@ class Stack:
             STACK_PY_REDIS_SERVICE_IP=self.address(self.PY_REDIS_SERVICE),
             STACK_PY_FLASK_SERVICE_IP=self.address(self.PY_FLASK_SERVICE),
             STACK_PY_CACHE_TTL=str(self.py_cache_ttl),
+            # The tests' load comes from this machine, which Nginx sees as the network's gateway
+            # (published ports, container addresses), thousands of requests a second: not
+            # limited, as a client on the internet would be (nginx_test checks the limits).
+            STACK_NGINX_UNLIMITED_CLIENTS=f"{self.address(0)}/24",
             **(
                 {"STACK_ALERT_WEBHOOK_URL": self.alert_webhook_url}
                 if self.alert_webhook_url
@@ -128,6 +133,7 @@ class Stack:
             # compose.yaml refuses to load without these; stack.sh sets its own for `up`, and the
             # tests' own compose commands (ps, stop, start) create no container.
             STACK_ALERT_WEBHOOK_URL_FILE=os.devnull,
+            STACK_NGINX_UNLIMITED_CLIENTS_FILE=os.devnull,
             # Where `up` put them: a Go replica the tests scale out mounts its own.
             STACK_SECRETS_DIR=str(self.secrets_dir),
             # Given, not generated into ~/.config (the tests talk to Redis as its users).
@@ -221,3 +227,24 @@ def metric_samples(url: str) -> dict[str, float]:
             series, _, value = line.rpartition(" ")
             samples[series] = float(value)
     return samples
+
+
+# docker stats' units.
+UNITS = {"B": 1, "KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30}
+
+
+def memory_usage() -> dict[str, int]:
+    """Each running container's memory use in bytes (its tmpfs mounts included), by container
+    name (`docker stats`)."""
+    out = subprocess.run(
+        ["docker", "stats", "--no-stream", "--format", "{{.Name}} {{.MemUsage}}"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    usage = {}
+    for line in out.splitlines():
+        name, used = line.split()[:2]  # "cache-platform-nginx-1 12.5MiB / 192MiB"
+        number = used.rstrip(string.ascii_letters)
+        usage[name] = int(float(number) * UNITS[used[len(number) :]])
+    return usage

@@ -22,6 +22,7 @@ import base64
 import copy
 import hashlib
 import json
+import math
 import os
 import re
 import stat
@@ -250,10 +251,8 @@ def test_config_maps_are_the_compose_stacks_files(k8s: Rendered) -> None:
         if r["kind"] == "ConfigMap"
     }
     assert maps["nginx-config"]["nginx.conf"] == (deploy / "nginx/nginx.conf").read_text()
-    assert (
-        maps["nginx-config"]["upstreams.conf"]
-        == (deploy / "nginx/conf.d/upstreams.conf").read_text()
-    )
+    for name in ("upstreams.conf", "unlimited-clients.conf"):
+        assert maps["nginx-config"][name] == (deploy / "nginx/conf.d" / name).read_text()
     for rules in ("recording.yml", "alerts.yml"):
         assert maps["prometheus-rules"][rules] == (deploy / "prometheus/rules" / rules).read_text()
     prom = yaml.safe_load(maps["prometheus-config"]["prometheus.yml"])
@@ -262,6 +261,22 @@ def test_config_maps_are_the_compose_stacks_files(k8s: Rendered) -> None:
         "/etc/prometheus/rules/alerts.yml",
     ]
     assert prom["scrape_configs"][0]["kubernetes_sd_configs"][0]["role"] == "pod"
+
+
+def test_nginx_runs_one_worker_per_cpu_of_its_limit(k8s: Rendered) -> None:
+    # worker_processes `auto` counts the host's CPUs, not the container's limit: more workers
+    # than the quota only take turns on it. The one config serves Compose and every overlay.
+    conf = (DEPLOY / "nginx/nginx.conf").read_text()
+    workers = re.search(r"^worker_processes (\S+);", conf, re.MULTILINE).group(1)
+    compose = yaml.safe_load((DEPLOY / "compose.yaml").read_text())
+    limits = {"compose": float(compose["services"]["nginx"]["cpus"])}
+    for overlay in ("dev", "prod"):
+        (container,) = pod_specs(docs(k8s.rendered[overlay]))["nginx"]["containers"]
+        cpu = str(container["resources"]["limits"]["cpu"])
+        limits[overlay] = int(cpu[:-1]) / 1000 if cpu.endswith("m") else float(cpu)
+    assert {where: math.ceil(cpus) for where, cpus in limits.items()} == dict.fromkeys(
+        limits, int(workers) if workers.isdigit() else workers
+    )
 
 
 def test_prometheus_scrapes_every_metrics_port_under_its_compose_job_name(k8s: Rendered) -> None:

@@ -1,8 +1,11 @@
 """Nginx's configuration, tested with the real programs on loopback, no Docker needed.
 
 Runs Debian's nginx with its Lua module (the packages the image ships, from @debian_nginx) with
-deploy/nginx/nginx.conf and its Lua metrics, in front of the real go_service and py_service
-binaries. Only the addresses change: the config's paths and upstreams are rewritten to this test's.
+deploy/nginx/nginx.conf and its Lua code, in front of the real go_service and py_service
+binaries. Only the addresses change: the config's paths and upstreams are rewritten to this test's,
+its own client (127.0.0.1) is left out of the per-client limits, and it runs two workers (the
+shared dictionary's counts are exact across workers). Other loopback addresses (127.0.0.2 ...)
+are other clients, limited as every client is.
 """
 
 import email.utils
@@ -18,8 +21,9 @@ import tarfile
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack, suppress
 from email.message import Message
 from pathlib import Path
 
@@ -105,6 +109,8 @@ class Upstream:
 
     def __init__(self, argv: list[str], env: dict[str, str], health_url: str) -> None:
         self.argv, self.env, self.health_url = argv, env, health_url
+        self.url = health_url.removesuffix("/healthz")
+        self.port = int(self.url.rpartition(":")[2])
         self.process: subprocess.Popen | None = None
 
     def start(self) -> None:
@@ -126,18 +132,21 @@ class Upstream:
 
 
 class Nginx:
-    """Nginx with this test's config on loopback ports, in front of one Go and one Python app."""
+    """Nginx with this test's config on loopback ports, in front of one Go and one Python app
+    whose responses Nginx may keep for py_ttl seconds; its files under TMP / name."""
 
-    def __init__(self) -> None:
+    def __init__(self, name: str = "module", py_ttl: int = PY_TTL) -> None:
+        self.tmp, self.py_ttl = TMP / name, py_ttl
+        self.cache = self.tmp / "cache"
         self.nginx: subprocess.Popen | None = None
         self.go: Upstream | None = None
         self.py: Upstream | None = None
         self.stdout_path = TMP / "nginx.stdout"
 
     def start(self) -> None:
-        root, conf = TMP / "root", TMP / "conf"
+        root, conf = self.tmp / "root", self.tmp / "conf"
         conf.mkdir(parents=True, exist_ok=True)
-        (TMP / "cache").mkdir(exist_ok=True)  # a tmpfs mount point in the stack
+        self.cache.mkdir(exist_ok=True)  # a tmpfs mount point in the stack
         extract(ARGS["NGINX_TARS"], root)
         self.port, go_port, py_port = free_port(), free_port(), free_port()
         self.variant_port, self.metrics_port = free_port(), free_port()
@@ -147,21 +156,26 @@ class Nginx:
         text = Path(ARGS["NGINX_CONF"]).read_text()
         # /tmp first: the paths substituted after it may themselves lie under /tmp.
         text = (
-            text.replace("/tmp/", f"{TMP}/")
-            .replace(f"unix:{TMP}/nginx-fallback.sock", f"unix:{fallback}")
+            text.replace("/tmp/", f"{self.tmp}/")
+            .replace(f"unix:{self.tmp}/nginx-fallback.sock", f"unix:{fallback}")
             .replace("/etc/nginx/mime.types", str(root / "etc/nginx/mime.types"))
             .replace("/etc/nginx/conf.d/", f"{conf}/")
+            # The product's image has no benchmark routes: an empty directory.
+            .replace("/etc/nginx/bench.d/", f"{self.tmp}/bench.d/")
             .replace("/etc/nginx/lua/", f"{Path(ARGS['NGINX_LUA']).parent}/")
             .replace("/usr/lib/nginx/modules/", f"{root}/usr/lib/nginx/modules/")
             .replace("/usr/share/lua/", f"{root}/usr/share/lua/")
-            .replace("/var/cache/nginx", str(TMP / "cache"))
+            .replace("/var/cache/nginx", str(self.cache))
             .replace("listen 8080", f"listen 127.0.0.1:{self.port}")
             .replace("listen 8001", f"listen 127.0.0.1:{self.variant_port}")
             .replace("listen 9145", f"listen 127.0.0.1:{self.metrics_port}")
             .replace("        server_name _;\n", "        server_name _;\n" + TEST_LOCATIONS, 1)
         )
         assert TEST_LOCATIONS in text, "the public server's `server_name _;` line moved"
-        (conf / "nginx.conf").write_text(text)
+        assert "worker_processes 1;" in text
+        (conf / "nginx.conf").write_text(text.replace("worker_processes 1;", "worker_processes 2;"))
+        # The tests' own client sends bursts far past a client's limits; 127.0.0.2... do not.
+        (conf / "unlimited-clients.conf").write_text("127.0.0.1 1;\n")
         # The stack's upstreams, with this test's addresses.
         (conf / "upstreams.conf").write_text(
             Path(ARGS["NGINX_UPSTREAMS"])
@@ -170,7 +184,6 @@ class Nginx:
             .replace("py-service:8000", f"127.0.0.1:{py_port}")
             # The profiles' apps are absent here: an address nothing listens on.
             .replace("py-service-redis:8000", f"127.0.0.1:{free_port()}")
-            .replace("py-service-flask:8000", f"127.0.0.1:{free_port()}")
         )
         # The Go tier with this test's one replica, by address: no DNS to follow here.
         (conf / "go-tier.conf").write_text(
@@ -188,9 +201,9 @@ class Nginx:
             [ARGS["PY_SERVICE"]],
             {
                 "BIND": f"127.0.0.1:{py_port}",
-                "CACHE_TTL": str(PY_TTL),
+                "CACHE_TTL": str(self.py_ttl),
                 "WEB_CONCURRENCY": "2",
-                "PROMETHEUS_MULTIPROC_DIR": str(TMP / "py-metrics"),
+                "PROMETHEUS_MULTIPROC_DIR": str(self.tmp / "py-metrics"),
             },
             f"http://127.0.0.1:{py_port}/healthz",
         )
@@ -238,8 +251,35 @@ class Nginx:
             answers.append((body, headers))
             return status == 200 and headers.get("X-Cache-Status") == "HIT"
 
-        wait_until(hit, PY_TTL + 5, interval_s=0.2, what=f"a HIT for {path}")
+        wait_until(hit, self.py_ttl + 5, interval_s=0.2, what=f"a HIT for {path}")
         return answers[-1]
+
+    def python_requests(self, handler: str) -> float:
+        """Requests the Python app answered for a route, by its own counter (read from the app,
+        not through Nginx): each one a request that reached it, a cache fill for a cached route."""
+        metrics = http_request(self.py.url + "/metrics").text
+        pattern = rf'http_requests_total\{{[^}}]*handler="{re.escape(handler)}"[^}}]*\}} (\S+)'
+        return sum(float(value) for value in re.findall(pattern, metrics))
+
+    def cache_entries(self) -> int:
+        """Responses Nginx's cache holds: one file each."""
+        return sum(1 for path in self.cache.rglob("*") if path.is_file())
+
+    def memory(self) -> dict[str, int]:
+        """Nginx's resident memory (master and workers, kB) and its cache's bytes, which are
+        memory too in the stack (a tmpfs)."""
+        assert self.nginx is not None
+        pids = [self.nginx.pid]
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            with suppress(OSError):  # a process that ended meanwhile
+                if int(stat.read_text().rpartition(")")[2].split()[1]) == self.nginx.pid:
+                    pids.append(int(stat.parent.name))
+        rss = 0
+        for pid in pids:
+            status = Path(f"/proc/{pid}/status").read_text()
+            rss += int(re.search(r"^VmRSS:\s+(\d+) kB", status, re.M).group(1))
+        cached = sum(path.stat().st_size for path in self.cache.rglob("*") if path.is_file())
+        return {"rss_kb": rss, "cache_bytes": cached}
 
     def counts(self) -> dict[tuple[str, ...], float]:
         """Every sample of Nginx's metrics endpoint, keyed by (name, label=value, ...)."""
@@ -332,9 +372,7 @@ def test_cache_key_holds_neither_query_nor_host(nginx: Nginx) -> None:
     # 12 distinct query strings and Host values: at most one request fills the entry; the
     # app serves no other (its own request counter), so `?random` cannot reach it.
     def served_by_app() -> float:
-        metrics = http_request(nginx.base + "/python/metrics").text
-        pattern = r'http_requests_total\{[^}]*handler="/static-text"[^}]*\} ([0-9.e+]+)'
-        return sum(float(value) for value in re.findall(pattern, metrics))
+        return nginx.python_requests("/static-text")
 
     nginx.stored_entry("/python/static-text")
     before = served_by_app()
@@ -481,7 +519,8 @@ def test_metrics_stay_exact_under_concurrent_load(nginx: Nginx) -> None:
     before = nginx.counts().get(key, 0)
     with ThreadPoolExecutor(16) as pool:
         sent = sum(pool.map(burst, range(16)))
-    assert nginx.counts()[key] - before == sent
+    # Settled: a client has its answer before Nginx's log phase counts it.
+    assert nginx.settled_counts()[key] - before == sent
 
 
 def assert_plain_text(status: int, headers: Message, body: bytes, want: int) -> None:
@@ -704,3 +743,279 @@ def test_a_body_that_is_not_json_is_refused_and_not_logged(nginx: Nginx) -> None
     assert post_alert(nginx, json.dumps(marker).encode(), connection)[0] == 200
     wait_logged(nginx, marker)
     assert logged_notifications(nginx)[before:] == [marker]
+
+
+# --- The public edge (deploy/README.md, "The public edge") ------------------------------------
+
+
+class Client:
+    """One keep-alive connection to Nginx's public port from a loopback address of its own:
+    Nginx tells clients apart by their address, and every 127.x.y.z is this machine's."""
+
+    def __init__(self, port: int, source: str = "127.0.0.1") -> None:
+        self.port, self.source = port, source
+        self.connection = self._connect()
+
+    def _connect(self) -> http.client.HTTPConnection:
+        return http.client.HTTPConnection(
+            "127.0.0.1", self.port, timeout=10, source_address=(self.source, 0)
+        )
+
+    def get(self, path: str, headers: Sequence[tuple[str, str]] = ()) -> tuple[int, Message, bytes]:
+        """GET with these header fields, in order (a name may repeat). A connection the server
+        closed (after an error answer, say) is opened again for the next request."""
+        try:
+            self.connection.putrequest("GET", path, skip_accept_encoding=True)
+            for name, value in headers:
+                self.connection.putheader(name, value)
+            self.connection.endheaders()
+            response = self.connection.getresponse()
+            return response.status, response.msg, response.read()
+        except (http.client.HTTPException, ConnectionError):
+            self.close()
+            self.connection = self._connect()
+            raise
+
+    def close(self) -> None:
+        self.connection.close()
+
+
+def media_type(headers: Message) -> str:
+    return headers.get("Content-Type", "").split(";")[0].strip()
+
+
+@pytest.fixture(scope="module")
+def long_ttl() -> Iterator[Nginx]:
+    """An Nginx of its own whose Python responses stay fresh for the whole module (10 min), in
+    front of apps of its own: what it stores, and how often the app fills it, is exact."""
+    server = Nginx(name="long-ttl", py_ttl=600)
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.mark.parametrize(
+    "path", ["/bench/ceiling", "/bench/python-uncached/time", "/bench/flask-run/time"]
+)
+def test_benchmark_routes_are_not_public(nginx: Nginx, path: str) -> None:
+    # Only the benchmark's own image has them (tools/dev/bench/nginx).
+    assert http_request(nginx.base + path).status == 404
+
+
+def test_status_is_on_the_metrics_port_only(nginx: Nginx) -> None:
+    assert http_request(nginx.base + "/nginx_status").status == 404
+    status = http_request(f"http://127.0.0.1:{nginx.metrics_port}/nginx_status")
+    assert status.status == 200
+    assert status.text.startswith("Active connections:")
+
+
+def contract_accept_cases() -> list[str | None]:
+    contract = json.loads(Path(ARGS["OPENAPI"]).read_text())
+    return [case["accept"] for case in contract["x-common"]["content-negotiation"]["cases"]]
+
+
+def generated_accept_values(count: int) -> list[str]:
+    """Accept values made of the grammar's corners (wildcards, case, q-values valid and not,
+    parameters, quoted commas, empty elements), the same on every run."""
+    rng = random.Random(29)
+    ranges = ["text/plain", "application/json", "text/*", "application/*", "*/*", "TEXT/Plain"]
+    ranges += ["Application/JSON", "image/png", "*/json", "text", "text/plain/x", "", " "]
+    weights = ["", ";q=0", ";q=1", ";q=0.5", ";q=0.50", ";q=0.001", ";q=1.000", ";q=0.0001"]
+    weights += [";q=.5", ";q=1.5", ";Q=0.3", ";q=", ';q="0.5"', " ; q=0.7", ";q=0.7;x=1"]
+    weights += [";charset=utf-8", ';a="b,c"', ";level=1;q=0.9", ";;q=0.2", ";q=0.2;", ";q=1."]
+    separators = [",", ", ", " ,\t", ",,"]
+    return [
+        rng.choice(separators).join(
+            rng.choice(ranges) + rng.choice(weights) for _ in range(rng.randint(1, 4))
+        )
+        for _ in range(count)
+    ]
+
+
+def test_nginx_reduces_accept_to_what_both_apps_choose(nginx: Nginx) -> None:
+    # Nginx sends the app the representation its own reading of Accept chose: where it reads
+    # a value otherwise than the apps do, the answer through Nginx has another type than the
+    # app's own answer to the same value. Every case of the contract, generated ones, and
+    # several Accept fields in one request (one list, RFC 9110 section 5.3).
+    cases: list[list[tuple[str, str]]] = [
+        [] if accept is None else [("Accept", accept)] for accept in contract_accept_cases()
+    ]
+    cases += [[("Accept", accept)] for accept in generated_accept_values(200)]
+    cases += [
+        [("Accept", "text/plain;q=0.2"), ("Accept", "application/json;q=0.5")],
+        [("Accept", "application/json;q=0.5"), ("Accept", "")],
+        [("Accept", "*/*;q=0.1"), ("Accept", "text/*;q=0"), ("Accept", "application/*")],
+    ]
+    apps = {"go": Client(nginx.go.port), "python": Client(nginx.py.port)}
+    edge = Client(nginx.port)
+    disagreements = []
+    try:
+        for headers in cases:
+            for service, direct in apps.items():
+                _, app_headers, _ = direct.get("/static-text", headers)
+                status, edge_headers, _ = edge.get(f"/{service}/static-text", headers)
+                assert status == 200, (service, headers)
+                assert edge_headers.get("Vary") == "Accept", (service, headers)
+                if media_type(edge_headers) != media_type(app_headers):
+                    disagreements.append(
+                        (service, headers, media_type(app_headers), media_type(edge_headers))
+                    )
+    finally:
+        edge.close()
+        for direct in apps.values():
+            direct.close()
+    assert disagreements == []
+
+
+def test_made_up_accept_values_cost_one_fill_per_representation(long_ttl: Nginx) -> None:
+    # Thousands of distinct Accept values, as one client sends them in seconds: before, every
+    # one was an entry of its own and a request to the app (issue 29: 2,000 of 2,000). Nginx's
+    # memory is read after a warm-up with one spelling per representation, so that it shows
+    # what the made-up values add, not a cold worker's first allocations.
+    def send(accepts: list[str], representation: str) -> None:
+        def worker(start: int) -> set[str]:
+            client, types = Client(long_ttl.port), set()
+            try:
+                for accept in accepts[start::4]:
+                    status, headers, _ = client.get("/python/time", [("Accept", accept)])
+                    assert status == 200
+                    types.add(media_type(headers))
+            finally:
+                client.close()
+            return types
+
+        before = long_ttl.python_requests("/time")
+        with ThreadPoolExecutor(4) as pool:
+            assert set().union(*pool.map(worker, range(4))) == {representation}
+        fills[representation] += long_ttl.python_requests("/time") - before
+
+    representations, per_representation = ("text/plain", "application/json"), 1500
+    fills = dict.fromkeys(representations, 0.0)
+    for representation in representations:
+        send([representation] * 200, representation)
+    entries, memory = long_ttl.cache_entries(), long_ttl.memory()
+    for representation in representations:
+        made_up = [
+            f"{representation}, x-made-up/{i};q=0.{i % 1000:03d}" for i in range(per_representation)
+        ]
+        send(made_up, representation)
+    after = long_ttl.memory()
+    print(
+        f"{len(representations) * per_representation} distinct Accept values: app fills "
+        f"{fills}; cache entries {entries} -> {long_ttl.cache_entries()}; "
+        f"Nginx {memory} -> {after}"
+    )
+    assert all(n <= 1 for n in fills.values()), fills
+    assert long_ttl.cache_entries() == entries <= len(representations)
+    assert after["cache_bytes"] == memory["cache_bytes"]
+
+
+@pytest.mark.parametrize(
+    ("header", "accept"),
+    [("Authorization", "application/json"), ("Cookie", "text/plain")],
+)
+def test_credentialed_requests_neither_read_nor_fill_the_cache(
+    long_ttl: Nginx, header: str, accept: str
+) -> None:
+    # RFC 9111 section 3.5. Each case has an entry no other test touches (route and
+    # representation), so "not stored" shows as the first uncredentialed request's MISS.
+    credentials = {"Authorization": "Bearer t0ken", "Cookie": "session=s3cret"}[header]
+    client = Client(long_ttl.port)
+    try:
+
+        def get(*extra: tuple[str, str]) -> str | None:
+            status, headers, _ = client.get("/python/static-text", [("Accept", accept), *extra])
+            assert (status, media_type(headers)) == (200, accept)
+            return headers.get("X-Cache-Status")
+
+        before = long_ttl.python_requests("/static-text")
+        assert [get((header, credentials)) for _ in range(2)] == ["BYPASS", "BYPASS"]
+        assert long_ttl.python_requests("/static-text") - before == 2  # both went to the app
+        assert [get(), get()] == ["MISS", "HIT"]  # nothing was stored for them
+        assert get((header, credentials)) == "BYPASS"  # nor is the stored entry given to them
+    finally:
+        client.close()
+
+
+def test_a_client_over_its_connection_limit_gets_429_while_another_is_served(
+    nginx: Nginx,
+) -> None:
+    # 10 requests of 127.0.0.4 held in progress: each sent its header and promised a body it
+    # never sends, so Nginx keeps reading it (client_body_timeout, 10 s per read). Once Nginx
+    # has them all, its next request is refused at once (asked until then: they arrive on
+    # connections of their own); another client's, and the unlimited test client's, are not.
+    key = ("nginx_http_requests_total", "cache_status=-", "code=429", "service=go")
+    before = nginx.settled_counts().get(key, 0)
+    with ExitStack() as held:
+        for _ in range(10):
+            s = held.enter_context(
+                socket.create_connection(
+                    ("127.0.0.1", nginx.port), timeout=10, source_address=("127.0.0.4", 0)
+                )
+            )
+            s.sendall(b"POST /go/time HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n")
+        over, other = Client(nginx.port, "127.0.0.4"), Client(nginx.port, "127.0.0.5")
+        try:
+            _, headers, body = wait_until(
+                lambda: (answer := over.get("/go/time"))[0] == 429 and answer,
+                timeout_s=5,
+                what="127.0.0.4's 11th request in progress refused",
+            )
+            assert (body, headers.get("Retry-After")) == (b"too many requests\n", "1")
+            assert other.get("/go/time")[0] == 200
+            assert http_request(nginx.base + "/go/time").status == 200
+        finally:
+            over.close()
+            other.close()
+    assert nginx.settled_counts().get(key, 0) - before == 1  # counted under its service
+
+
+def test_a_client_over_its_request_rate_gets_429_while_another_is_served(nginx: Nginx) -> None:
+    # 100 requests a second with bursts of 200: 127.0.0.2 on 8 connections (fewer than its 10
+    # in progress) sends until it is refused, within 20,000 requests and 60 s, far more than
+    # the limit lets through in that time. Then another client is served at once.
+    deadline, refused = time.monotonic() + 60, []
+
+    def send(_: int) -> Counter[int]:
+        client, statuses = Client(nginx.port, "127.0.0.2"), Counter[int]()
+        try:
+            for _ in range(2500):
+                if refused or time.monotonic() > deadline:
+                    break
+                status = client.get("/go/time")[0]
+                statuses[status] += 1
+                if status == 429:
+                    refused.append(status)
+        finally:
+            client.close()
+        return statuses
+
+    with ThreadPoolExecutor(8) as pool:
+        statuses = sum(pool.map(send, range(8)), Counter[int]())
+    assert refused, statuses
+    assert set(statuses) == {200, 429}, statuses
+    assert statuses[200] >= 200  # the burst went through
+    other = Client(nginx.port, "127.0.0.3")
+    try:
+        assert other.get("/go/time")[0] == 200
+    finally:
+        other.close()
+
+
+def test_metrics_label_a_request_by_its_normalised_path(nginx: Nginx) -> None:
+    # /go/../python/time is /python/time: the Python location answers it, and it is counted as
+    # Python's, not as the Go service's its raw request line starts with.
+    def served(counts: dict[tuple[str, ...], float], service: str) -> float:
+        return sum(
+            value
+            for key, value in counts.items()
+            if key[0] == "nginx_http_requests_total" and f"service={service}" in key
+        )
+
+    before = nginx.settled_counts()
+    assert raw(nginx.port, b"GET /go/../python/time HTTP/1.1\r\nHost: x\r\n\r\n") == 200
+    after = nginx.settled_counts()
+    assert (served(after, "python") - served(before, "python")) == 1
+    assert (served(after, "go") - served(before, "go")) == 0

@@ -66,10 +66,12 @@ def register_routes(
         return text_response("ready")
 
     @app.after_request
-    def default_to_no_store(response: Response) -> Response:
+    def common_headers(response: Response) -> Response:
         # Only the cacheable routes say how they may be cached; everything else
         # (metrics, health, errors) must never be served from a cache.
         response.headers.setdefault("Cache-Control", "no-store")
+        # Every response (api/openapi.json, x-common): the type is Content-Type's.
+        response.headers["X-Content-Type-Options"] = "nosniff"
         return response
 
 

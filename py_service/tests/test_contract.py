@@ -134,4 +134,14 @@ def test_redis_mode_sets_in_process_cache_headers(
         response = client.get(path)
         assert response.headers["X-Cache"] in COMMON["x-cache-values"]
         assert int(response.headers["Age"]) >= 0
-        assert response.headers["Cache-Control"] == "no-store"
+        assert response.headers["Cache-Control"] == COMMON["caching"]["in-process-cache-control"]
+
+
+@pytest.mark.parametrize("method", ALLOWED + DISALLOWED)
+@pytest.mark.parametrize("path", [*PATHS, "/not-in-the-contract"])
+def test_every_response_carries_the_common_headers(app: Flask, path: str, method: str) -> None:
+    response = app.test_client().open(path, method=method)
+
+    for name, value in COMMON["response-headers"].items():
+        if name != "rule":
+            assert response.headers.get(name) == value, (method, path, response.status_code)

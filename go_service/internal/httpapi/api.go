@@ -100,6 +100,12 @@ func muxPath(path string) string {
 func (a *api) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	handler, label := a.match(r)
+	// On every response (api/openapi.json, x-common): no client guesses another type than
+	// Content-Type says, and no shared cache keeps an answer of this service, which caches in
+	// process: a second TTL on top would make X-Cache and Age describe another response.
+	h := w.Header()
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Cache-Control", "no-store")
 	sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
 	handler.ServeHTTP(sw, r)
 	elapsed := time.Since(start)

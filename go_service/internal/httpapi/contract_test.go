@@ -32,7 +32,13 @@ type contract struct {
 		} `json:"wrong-method"`
 		CacheHeaders []string `json:"in-process-cache-headers"`
 		XCacheValues []string `json:"x-cache-values"`
-		Negotiation  struct {
+		Caching      struct {
+			InProcessCacheControl string `json:"in-process-cache-control"`
+		} `json:"caching"`
+		ResponseHeaders struct {
+			ContentTypeOptions string `json:"X-Content-Type-Options"`
+		} `json:"response-headers"`
+		Negotiation struct {
 			Offers []string `json:"offers"`
 			Cases  []struct {
 				Accept *string `json:"accept"` // nil: no Accept field
@@ -176,6 +182,7 @@ func checkDocumentedResponse(t *testing.T, c contract, path string, op operation
 		if rec.Code != wantStatus {
 			t.Fatalf("%s %s: status %d, want %d", method, path, rec.Code, wantStatus)
 		}
+		checkEveryResponseHeaders(t, c, method+" "+path, rec)
 		if got := rec.Header().Get("Content-Type"); !contentTypeSatisfies(got, mediaType) {
 			t.Errorf("%s %s with Accept %q: Content-Type %q, want %q", method, path, mediaType, got, mediaType)
 		}
@@ -221,6 +228,7 @@ func TestContractWrongMethod(t *testing.T) {
 			if got := rec.Header().Get("Content-Type"); got != contentTypeText {
 				t.Errorf("%s %s: Content-Type %q, want a text body", method, path, got)
 			}
+			checkEveryResponseHeaders(t, c, method+" "+path, rec)
 		}
 	}
 }
@@ -236,6 +244,26 @@ func TestContractUnknownPath(t *testing.T) {
 		}
 		if got := rec.Header().Get("Content-Type"); got != want.ContentType {
 			t.Errorf("%s unknown path: Content-Type %q, want %q", method, got, want.ContentType)
+		}
+		checkEveryResponseHeaders(t, c, method+" unknown path", rec)
+	}
+}
+
+// checkEveryResponseHeaders checks what every response carries, whatever its
+// route, method or status: nosniff, and the Cache-Control of a service that
+// caches in-process (no shared cache in front may keep its answers).
+func checkEveryResponseHeaders(t *testing.T, c contract, what string, rec *httptest.ResponseRecorder) {
+	t.Helper()
+	want := map[string]string{
+		"X-Content-Type-Options": c.Common.ResponseHeaders.ContentTypeOptions,
+		"Cache-Control":          c.Common.Caching.InProcessCacheControl,
+	}
+	for name, value := range want {
+		if value == "" {
+			t.Fatalf("the contract names no %s", name)
+		}
+		if got := rec.Header().Get(name); got != value {
+			t.Errorf("%s: %s %q, want %q", what, name, got, value)
 		}
 	}
 }

@@ -15,7 +15,6 @@ const (
 
 func writeText(w http.ResponseWriter, status int, body string) {
 	w.Header().Set("Content-Type", contentTypeText)
-	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(status)
 	// A failed write means the client went away; there is no one to tell.
 	_, _ = io.WriteString(w, body)

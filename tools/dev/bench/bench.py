@@ -1,11 +1,13 @@
 """`tools/bazel run //tools/dev/bench`: the benchmark of the stack's caching setups (docs/bench/).
 
 Starts the stack as `//deploy:up` does, with the `redis` and `bench` profiles (the Redis variant and
-the app under `flask run`), and two load-generator containers (//tools/dev/bench:loadgen_image):
-one on
-the stack's network, which sends to the containers' own addresses (the *direct* path: the stack
-itself), and one on the engine's host network, which sends to Nginx's published port as a user's
-`curl` does (the *published* path: Docker's port publishing included).
+the app under `flask run`) and the benchmark's own Nginx image (//tools/dev/bench:nginx_image: the
+stack's, plus the /bench/ routes and no per-client limits: its generators send tens of thousands
+of requests a second from one address), and two load-generator containers
+(//tools/dev/bench:loadgen_image): one on the stack's network, which sends to the containers' own
+addresses (the *direct* path: the stack itself), and one on the engine's host network, which sends
+to Nginx's published port as a user's `curl` does (the *published* path: Docker's port publishing
+included).
 
 Each round loads every scenario in turn with wrk (saturation: closed loop, --connections), the
 order rotated from round to round so that drift of a shared machine hits them all alike; every
@@ -37,6 +39,7 @@ COMMAND = "tools/bazel run //tools/dev/bench"
 DEFAULTS = {"seconds": 8.0, "rounds": 3, "connections": 50}
 REPORT_LUA = "/usr/local/share/bench/report.lua"
 GENERATOR_IMAGE = "cache-platform/loadgen:dev"
+NGINX_IMAGE = "cache-platform/nginx-bench:dev"  # :nginx_load's tag
 # loadgen's open loop (vegeta's attacker on net/http) spends 70-90 µs of CPU per request, about
 # six times wrk's: above this rate it would compete with the stack for the machine's CPUs.
 FIXED_RATE_CAP = 2000
@@ -46,6 +49,7 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--stack", required=True, help=argparse.SUPPRESS)
     parser.add_argument("--generator-loader", required=True, help=argparse.SUPPRESS)
+    parser.add_argument("--nginx-loader", required=True, help=argparse.SUPPRESS)
     parser.add_argument("--loaders", nargs="+", required=True, help=argparse.SUPPRESS)
     parser.add_argument(
         "--seconds", type=float, default=DEFAULTS["seconds"], help="per scenario and round (1..60)"
@@ -80,8 +84,13 @@ def parse_args() -> argparse.Namespace:
 
 def start_stack(args: argparse.Namespace) -> None:
     profiles = {p for p in os.environ.get("COMPOSE_PROFILES", "").split(",") if p}
-    env = dict(os.environ, COMPOSE_PROFILES=",".join(sorted(profiles | {"redis", "bench"})))
-    subprocess.run([args.stack, "up", *args.loaders], check=True, env=env)
+    env = dict(
+        os.environ,
+        COMPOSE_PROFILES=",".join(sorted(profiles | {"redis", "bench"})),
+        STACK_NGINX_IMAGE=NGINX_IMAGE,
+        STACK_NGINX_UNLIMITED_CLIENTS="0.0.0.0/0 ::/0",
+    )
+    subprocess.run([args.stack, "up", *args.loaders, args.nginx_loader], check=True, env=env)
     subprocess.run([args.generator_loader], check=True)
 
 

@@ -4,12 +4,13 @@
 #
 #   tools/dev/bench/nginx_metrics_cost.sh [TAG [SECONDS [CONNECTIONS [PATH]]]]
 #
-# Runs the stack's go-service and nginx images (cache-platform/*:TAG, default dev: load them with
-# `tools/bazel run //deploy/nginx:load` and `//go_service:load`) on a network of its own, sends wrk
-# (Debian's `wrk`, run in the engine's network namespace: the containers' addresses are reachable
-# there) straight to Nginx's address, then prints what wrk answered, what Nginx's metrics counted
-# and Nginx's CPU time per request from its cgroup's cpu.stat. wrk stops with requests in flight, so
-# Nginx may count up to CONNECTIONS more than wrk reports, never fewer.
+# Runs the stack's go-service image and the benchmark's nginx image (cache-platform/*:TAG, default
+# dev: load them with `tools/bazel run //tools/dev/bench:nginx_load` and `//go_service:load`; the
+# stack's own nginx image has no /bench/ routes and limits each client) on a network of its own,
+# sends wrk (Debian's `wrk`, run in the engine's network namespace: the containers' addresses are
+# reachable there) straight to Nginx's address, then prints what wrk answered, what Nginx's metrics
+# counted and Nginx's CPU time per request from its cgroup's cpu.stat. wrk stops with requests in
+# flight, so Nginx may count up to CONNECTIONS more than wrk reports, never fewer.
 # Images from before Nginx counted in Lua (mtail, commit 4ca7351) are measured the same way when
 # an mtail image of that tag exists: its counter is read from mtail instead.
 # Needs root (nsenter, the cgroup tree) and wrk; sends traffic only to the containers it starts.
@@ -22,6 +23,9 @@ command -v wrk >/dev/null || { echo "wrk is missing: apt-get install wrk" >&2; e
 net=cache-platform-metrics-cost prefix=10.213.99
 # As compose.yaml: each image's own non-root user, no root filesystem to write, no capabilities.
 hardening=(--read-only --cap-drop ALL --security-opt no-new-privileges:true)
+# Images from before the benchmark had an Nginx image of its own carried its routes themselves.
+nginx_image="cache-platform/nginx-bench:$tag"
+docker image inspect "$nginx_image" >/dev/null 2>&1 || nginx_image="cache-platform/nginx:$tag"
 
 cleanup() {
   docker rm --force mc-go mc-mtail mc-nginx >/dev/null 2>&1 || true
@@ -53,7 +57,7 @@ fi
 docker run --detach "${hardening[@]}" --name mc-nginx --network "$net" --ip "$prefix.13" \
   --cpus 1 --memory 192m --tmpfs /tmp:size=64m,mode=1777 \
   --tmpfs /var/cache/nginx:size=128m,mode=1777 \
-  "${add_hosts[@]}" "cache-platform/nginx:$tag" >/dev/null
+  "${add_hosts[@]}" "$nginx_image" >/dev/null
 
 in_engine_netns() { nsenter --target "$(pgrep --oldest dockerd)" --net "$@"; }
 counted() {
