@@ -271,6 +271,7 @@ def redis_exchange(*commands: tuple[str, ...]) -> list[bytes]:
             answers.append(answer)
         return answers
 
+
 def test_8_redis_refuses_a_client_without_credentials() -> None:
     # Any container on the stack's network can reach Redis' port; without an ACL user's password
     # it can run nothing (deploy/redis/users_acl.sh).
@@ -287,6 +288,8 @@ def test_8_redis_refuses_a_client_without_credentials() -> None:
     )
     assert [reply[:1] for reply in go[:2]] == [b"+", b"$"], go
     assert [reply.split()[0] for reply in go[2:]] == [b"-NOPERM", b"-NOPERM"], go
+
+
 def test_8_secrets_are_private_files_never_in_a_container_config() -> None:
     secrets_dir = STACK.secrets_dir
     assert stat.S_IMODE(secrets_dir.stat().st_mode) == 0o700
@@ -311,6 +314,8 @@ def test_8_secrets_are_private_files_never_in_a_container_config() -> None:
     assert "GF_SECURITY_ADMIN_PASSWORD" not in environment
     password_file = environment["GF_SECURITY_ADMIN_PASSWORD__FILE"]
     assert password_file == "/run/secrets/grafana-admin-password"  # noqa: S105 (a path)
+
+
 def test_8_only_the_products_routes_are_public() -> None:
     # The benchmark's routes are its own image's (tools/dev/bench); Nginx's status is on its
     # metrics port, which is not published.
@@ -319,6 +324,8 @@ def test_8_only_the_products_routes_are_public() -> None:
     assert http_request(NGINX + "/nginx_status").status == 404
     internal = STACK.nginx_direct().replace(":8080", ":9145")
     assert http_request(internal + "/nginx_status").text.startswith("Active connections:")
+
+
 def test_8_made_up_accept_values_cost_one_fill_per_representation() -> None:
     # Issue 29's measurement: distinct Accept values to /python/time through the published
     # port, as one client sends them in seconds. The app fills each representation at most
@@ -329,6 +336,7 @@ def test_8_made_up_accept_values_cost_one_fill_per_representation() -> None:
         metrics = http_request(STACK.py_direct + "/metrics").text
         pattern = r'http_requests_total\{[^}]*handler="/time"[^}]*\} (\S+)'
         return sum(float(value) for value in re.findall(pattern, metrics))
+
     container = STACK.container("nginx")["Name"].lstrip("/")
     memory_before = memory_usage()[container]
     filled = {}
@@ -350,6 +358,7 @@ def test_8_made_up_accept_values_cost_one_fill_per_representation() -> None:
     print(
         f"3,000 distinct Accept values: app fills {filled}; Nginx's memory "
         f"{memory_before / 2**20:.1f} -> {memory_after / 2**20:.1f} MiB"
+    )
     assert all(n <= 2 for n in filled.values()), filled
     assert memory_after - memory_before < 4 * 2**20
 

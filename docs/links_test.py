@@ -64,6 +64,7 @@ MADE_UP = frozenset(
         "docs/links_test.py",
         "tools/rules/lint/layering_test.py",
         "tools/dev/ci/affected_test.sh",
+        "tools/dev/ci/zizmor_test.py",
     }
 )
 # Paths that the tree names but that only exist once something runs.
@@ -304,9 +305,12 @@ def mention_problems(tree: Tree, path: str, text: str) -> list[str]:
         package, target = (match[1] or "").removesuffix("/..."), match[2]
         if package and package not in tree.dirs:
             problems.append(f"{path}: {match[0]}: no package {package}")
-        elif target and SOURCE_EXTENSION.search(target):
-            if posixpath.join(package, target) not in tree.files:
-                problems.append(f"{path}: {match[0]}: no file {target} in //{package}")
+        elif (
+            target
+            and SOURCE_EXTENSION.search(target)
+            and posixpath.join(package, target) not in tree.files
+        ):
+            problems.append(f"{path}: {match[0]}: no file {target} in //{package}")
     for match in bare_re.finditer(text):
         if match[1] not in names and match[1] + ".tpl" not in names:
             problems.append(f"{path}: names {match[1]}, and no file of the tree is so named")
@@ -320,7 +324,7 @@ WHOLE_TREE_CHECKS = {"references": reference_problems, "mentions": mention_probl
 
 
 def all_problems(tree: Tree, check: str) -> Iterator[str]:
-    """The problems one check ("links", "paths", "references" or "mentions") finds in the whole tree."""
+    """The problems one check ("links", "paths", "references", "mentions") finds in the tree."""
     if check in WHOLE_TREE_CHECKS:
         for path in sorted(tree.files):
             yield from WHOLE_TREE_CHECKS[check](tree, path, tree.text(path))

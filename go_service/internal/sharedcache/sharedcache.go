@@ -230,7 +230,7 @@ func (t *Tier) Load(ctx context.Context, key string, fill func(context.Context) 
 		defer t.release(ctx, leaseKey, token)
 		// Another replica may have filled the key and let its lease go since our GET (a replica
 		// held up that long under load): its value is the fleet's, and a fill now a second one.
-		if v, at, found, err := t.get(ctx, valueKey); err == nil && found {
+		if v, at, found, _, err := t.get(ctx, valueKey); err == nil && found {
 			return v, at, nil
 		}
 		return t.fillShared(ctx, valueKey, fill)

@@ -375,8 +375,8 @@ func TestRedisKilledAndRestarted(t *testing.T) {
 		before := r.tier.Stats()
 		v, err := loadWithin(t, r.tier, "k2", fills.fill)
 		sent := r.log.take()
-		if err != nil || v == "" || !slices.Equal(names(sent), []string{"get"}) || sent[0].err == nil {
-			t.Fatalf("with Redis down: Load = %q, %v after sending %v; want a value after one failed GET", v, err, names(sent))
+		if err != nil || v == "" || !slices.Equal(names(sent), []string{"getrange"}) || sent[0].err == nil {
+			t.Fatalf("with Redis down: Load = %q, %v after sending %v; want a value after one failed GETRANGE", v, err, names(sent))
 		}
 		if s := r.tier.Stats(); s.Errors != before.Errors+1 || s.LookupErrors != before.LookupErrors+1 {
 			t.Fatalf("errors not counted: before %+v, after %+v", before, s)
@@ -413,7 +413,7 @@ func TestPausedRedisBoundsTheWait(t *testing.T) {
 	v, err := loadWithin(t, tier, "k", fills.fill)
 	elapsed := time.Since(start)
 	sent := log.take()
-	if err != nil || v == "" || !slices.Equal(names(sent), []string{"get"}) {
+	if err != nil || v == "" || !slices.Equal(names(sent), []string{"getrange"}) {
 		t.Fatalf("with Redis paused: Load = %q, %v after sending %v; want a value after one GET", v, err, names(sent))
 	}
 	if get := sent[0]; get.budget <= 0 || get.budget > testTimeout || !timedOut(get.err) {
@@ -450,9 +450,9 @@ func TestAbandonedLeaseDelaysAtMostLeaseWait(t *testing.T) {
 	// The lookup, the lease it lost, at least one poll and at most one per PollInterval, the store.
 	maxPolls := int(testLease/(5*time.Millisecond)) + 1
 	polls := len(sent) - 3
-	if len(sent) < 4 || !slices.Equal(sent[:2], []string{"get", "set nx"}) || sent[len(sent)-1] != "set" ||
-		slices.ContainsFunc(sent[2:len(sent)-1], func(name string) bool { return name != "get" }) || polls > maxPolls {
-		t.Errorf("commands sent: %v; want get, set nx, 1 to %d polls (get) and set", sent, maxPolls)
+	if len(sent) < 4 || !slices.Equal(sent[:2], []string{"getrange", "set nx"}) || sent[len(sent)-1] != "set" ||
+		slices.ContainsFunc(sent[2:len(sent)-1], func(name string) bool { return name != "getrange" }) || polls > maxPolls {
+		t.Errorf("commands sent: %v; want getrange, set nx, 1 to %d polls (getrange) and set", sent, maxPolls)
 	}
 	if stored, _ := other.Get(t.Context(), "test:k").Result(); !strings.HasSuffix(stored, ":"+v) {
 		t.Errorf("the late fill was not shared: Redis holds %q", stored)
