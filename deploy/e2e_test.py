@@ -90,12 +90,7 @@ def go_service_outage(stack: Stack) -> float:
     stack.compose("stop", "go-service")
     stopped = time.monotonic()
     try:
-        wait_until(
-            lambda: paged(stack, "firing"),
-            timeout_s=FIRING_WITHIN,
-            interval_s=0.5,
-            what="ServiceDown (firing) at the webhook",
-        )
+        wait_paged(stack, "firing", FIRING_WITHIN)
         print(f"ServiceDown delivered {time.monotonic() - stopped:.0f} s after the stop")
     finally:
         stack.compose("start", "go-service")
@@ -285,17 +280,21 @@ def test_7_every_exposer_speaks_the_metrics_vocabulary(stack: Stack) -> None:
 
 def test_9_the_recovery_pages_the_webhook_too(stack: Stack, go_service_outage: float) -> None:
     # Delivered while the tests before this one ran (the outage was test_0's).
-    wait_until(
-        lambda: paged(stack, "resolved"),
-        timeout_s=RESOLVED_WITHIN,
-        interval_s=0.5,
-        what="ServiceDown (resolved) at the webhook",
-    )
+    wait_paged(stack, "resolved", RESOLVED_WITHIN)
     print(f"resolved at the webhook {time.monotonic() - go_service_outage:.0f} s after the start")
 
 
 def webhook(stack: Stack) -> str:
     return f"http://{stack.address(WEBHOOK_HOST)}:9000/"
+
+
+def wait_paged(stack: Stack, status: str, within: float) -> None:
+    wait_until(
+        lambda: paged(stack, status),
+        timeout_s=within,
+        interval_s=0.5,
+        what=f"ServiceDown ({status}) at the webhook",
+    )
 
 
 def paged(stack: Stack, status: str) -> bool:

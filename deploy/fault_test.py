@@ -96,10 +96,9 @@ def service_health(stack: Stack) -> dict[str, set[str]]:
     """Each service's containers' health: "healthy" for a running one whose check passes, else
     its state and health (e.g. "running/starting", "exited/"), from one `compose ps`."""
     health: dict[str, set[str]] = {}
-    for line in stack.compose("ps", "--all", "--format", "json").splitlines():
-        c = json.loads(line)
-        status = "healthy" if (c["State"], c["Health"]) == ("running", "healthy") else ""
-        health.setdefault(c["Service"], set()).add(status or f"{c['State']}/{c['Health']}")
+    for service, state, check in stack.states():
+        status = "healthy" if (state, check) == ("running", "healthy") else f"{state}/{check}"
+        health.setdefault(service, set()).add(status)
     return health
 
 

@@ -142,9 +142,9 @@ def stack() -> Iterator[Stack]:
 def three_replicas(stack: Stack) -> None:
     """Each test starts from three healthy replicas and a running Redis (left as they are when
     the test before left them so: `compose up` takes seconds even when it has nothing to do)."""
-    states = [json.loads(line) for line in stack.compose("ps", "--format", "json").splitlines()]
-    go = [(c["State"], c["Health"]) for c in states if c["Service"] == "go-service"]
-    redis = [c["State"] for c in states if c["Service"] == "redis"]
+    states = stack.states()
+    go = [(state, health) for service, state, health in states if service == "go-service"]
+    redis = [state for service, state, _ in states if service == "redis"]
     if go != [("running", "healthy")] * REPLICAS or redis != ["running"]:
         stack.compose("start", "redis")
         scale(stack, REPLICAS)

@@ -211,6 +211,12 @@ class Stack:
             return []
         return sorted(json.loads(docker("inspect", *ids).stdout), key=lambda c: c["Name"])
 
+    def states(self) -> list[tuple[str, str, str]]:
+        """(service, state, health) of each of the stack's containers, stopped ones too, from one
+        `compose ps`: e.g. ("nginx", "running", "healthy"), ("redis", "exited", "")."""
+        lines = self.compose("ps", "--all", "--format", "json").splitlines()
+        return [(c["Service"], c["State"], c["Health"]) for c in map(json.loads, lines)]
+
     def start_container(self, name: str, *run_args: str) -> str:
         """`docker run --detach` of a container of the test's own on the stack's network, named
         <project>-<name>: removed before the stack goes down. Returns its name."""
