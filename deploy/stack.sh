@@ -201,6 +201,8 @@ down)
   ensure_engine_and_compose
   # Every profile's services too (redis, bench): they share the project's network.
   compose --profile '*' down --remove-orphans "$@"
+  # `up` writes it anew; kept, one per project would pile up (the tests make one per run).
+  rm -rf "$(dirname "$STACK_ALERT_WEBHOOK_URL_FILE")"
   ;;
 logs)
   ensure_engine_and_compose
