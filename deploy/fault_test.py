@@ -420,15 +420,16 @@ def test_stopping_nginx_finishes_requests_in_flight(stack: Stack) -> None:
     # The app slow (paused), a request through Nginx in flight, Nginx stopped while it is: Nginx
     # stops gracefully (SIGQUIT, compose.yaml's stop_signal, which `docker stop` sends) and the
     # request is answered once the app is back. With SIGTERM (fast shutdown) curl got an empty
-    # reply. The route is the benchmark's uncached one: its 10 s read timeout (nginx.conf) leaves
-    # the stop room to arrive on a loaded machine; Nginx's own /python/ would give up at 3 s.
+    # reply. The route is /python/ (the product's image has no benchmark routes): when the stop
+    # takes longer than its 3 s read timeout on a loaded machine, Nginx's 504 is an answer too,
+    # and what is under test is that the request gets one, not a cut connection.
     answers: list[object] = []
     nginx, app = stack.container("nginx"), stack.container("py-service")
     assert nginx["Config"]["StopSignal"] == "SIGQUIT"
 
     def fetch() -> None:
         try:
-            answers.append(http_request(f"{stack.nginx}/bench/python-uncached/", timeout_s=30))
+            answers.append(http_request(f"{stack.nginx}/python/", timeout_s=30))
         except OSError as error:  # an empty reply, a reset: a request cut off
             answers.append(error)
 
@@ -466,7 +467,7 @@ def test_stopping_nginx_finishes_requests_in_flight(stack: Stack) -> None:
     assert stopped["State"]["ExitCode"] == 0
     (answer,) = answers
     assert isinstance(answer, Response), answer
-    assert answer.status == 200, answer
+    assert answer.status in (200, 504), answer
 
 
 def test_random_paths_grow_no_series_and_no_cache(stack: Stack) -> None:

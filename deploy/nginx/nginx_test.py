@@ -120,7 +120,7 @@ class Upstream:
         )
         wait_until(
             lambda: http_request(self.health_url).status == 200,
-            timeout_s=20,
+            timeout_s=120,
             interval_s=0.2,
             what=self.health_url,
         )
@@ -229,7 +229,7 @@ class Nginx:
         nginx = self.nginx
         wait_until(
             lambda: nginx.poll() is None and http_request(self.base + "/healthz").status == 200,
-            timeout_s=20,
+            timeout_s=120,
             interval_s=0.2,
             what="nginx's /healthz",
         )
@@ -303,7 +303,7 @@ class Nginx:
             scrapes.append(self.counts())
             return len(scrapes) > 1 and scrapes[-1] == scrapes[-2]
 
-        wait_until(settled, timeout_s=5, interval_s=0.2, what="Nginx's counters to settle")
+        wait_until(settled, timeout_s=60, interval_s=0.2, what="Nginx's counters to settle")
         return scrapes[-1]
 
 
@@ -330,7 +330,7 @@ def test_python_time_is_cached_and_served_stale_when_the_app_is_down(nginx: Ngin
         nginx.py.start()
     wait_until(
         lambda: http_request(nginx.base + "/python/time").body != first,
-        timeout_s=20,
+        timeout_s=120,
         interval_s=0.2,
         what="a fresh /python/time once the app is back",
     )
@@ -416,7 +416,7 @@ def test_uncacheable_python_responses_skip_the_cache_and_its_lock(nginx: Nginx) 
     # The app counts a request once it has answered it.
     wait_until(
         lambda: served_by_app(nginx, "/") - before == 40,
-        timeout_s=20,
+        timeout_s=120,
         interval_s=0.2,
         what="the app to have answered all 40",
     )
@@ -452,7 +452,7 @@ def test_go_down_gives_a_short_502_and_recovers_without_reload(nginx: Nginx) -> 
     # Nginx tries the app again on the next request, with no reload.
     wait_until(
         lambda: http_request(nginx.base + "/go/time").status == 200,
-        timeout_s=20,
+        timeout_s=120,
         interval_s=0.2,
         what="/go/time once the app is back",
     )
