@@ -698,8 +698,10 @@ def post_alert(
 
 
 def logged_notifications(nginx: Nginx) -> list[dict]:
-    """The notifications on Nginx's stdout so far, each line parsed as JSON."""
-    lines = nginx.stdout_path.read_bytes().splitlines()
+    """The notifications on Nginx's stdout so far, each whole line parsed as JSON (a 1 MB line
+    may be read while Nginx is still writing it: its part is left for the next look)."""
+    written = nginx.stdout_path.read_bytes()
+    lines = written[: written.rfind(b"\n") + 1].splitlines()
     records = [json.loads(line) for line in lines if b'"message":"alert notification"' in line]
     return [record["notification"] for record in records]
 

@@ -150,8 +150,9 @@ HELLO_REPLY = b"%3\r\n+server\r\n+redis\r\n+proto\r\n:3\r\n+mode\r\n+standalone\
 
 def redis_reply(command: Command) -> bytes:
     """What a Redis with an empty data set answers: the commands redis-py sends on every new
-    connection (HELLO, CLIENT SETINFO, SELECT) as Redis does, SET with +OK, GET with null (no
-    entry), and anything else with an error, so that a command the fake does not expect shows."""
+    connection (HELLO, CLIENT SETINFO, SELECT) as Redis does, SET with +OK, GET with null and
+    GETRANGE with an empty string (no entry), and anything else with an error, so that a command
+    the fake does not expect shows."""
     name = command[0].upper()
     if name == b"HELLO":
         return HELLO_REPLY
@@ -159,6 +160,8 @@ def redis_reply(command: Command) -> bytes:
         return b"+OK\r\n"
     if name == b"GET":
         return b"_\r\n"
+    if name == b"GETRANGE":
+        return b"$0\r\n\r\n"
     if name == b"PING":
         return b"+PONG\r\n"
     return b"-ERR unknown command '" + name + b"'\r\n"

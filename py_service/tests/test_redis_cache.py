@@ -40,9 +40,9 @@ from py_service.tests.support import (
 from tools.testing.python.support import wait_until
 
 # Lookups made at once by the tests of concurrency, and how long the fake Redis holds the first
-# GET for the others: a correct app gets them all there within milliseconds, one that serialises
+# lookup for the others: a correct app gets them all there within milliseconds, one that serialises
 # its Redis calls never does and fails after BARRIER_TIMEOUT_S. The client's timeout
-# (REDIS_TIMEOUT_S) is longer, so a GET held at the barrier is one its client still waits for.
+# (REDIS_TIMEOUT_S) is longer, so a lookup held at the barrier is one its client still waits for.
 LOOKUPS = 4
 BARRIER_TIMEOUT_S = 8
 
@@ -286,11 +286,11 @@ def test_concurrent_lookups_are_in_flight_at_redis_together(
     make_app: Callable[..., Flask],
 ) -> None:
     # The breaker must not serialise Redis calls (pybreaker's lock did): LOOKUPS threads of one
-    # worker, each with its GET in flight at the same time, not one after another.
+    # worker, each with its lookup (GETRANGE) in flight at the same time, not one after another.
     all_in = threading.Barrier(LOOKUPS, timeout=BARRIER_TIMEOUT_S)
 
     def hold_gets(command: list[bytes]) -> bytes:
-        if command[0].upper() == b"GET":
+        if command[0].upper() == b"GETRANGE":
             with contextlib.suppress(threading.BrokenBarrierError):  # answered, and reported below
                 all_in.wait()
         return redis_reply(command)
@@ -306,7 +306,7 @@ def test_concurrent_lookups_are_in_flight_at_redis_together(
     assert not all_in.broken, (
         f"only {fake.max_in_flight} of {LOOKUPS} Redis commands were ever in flight at once"
     )
-    assert fake.names().count(b"GET") == LOOKUPS
+    assert fake.names().count(b"GETRANGE") == LOOKUPS
 
 
 def test_a_new_connection_reads_no_package_metadata(
