@@ -19,7 +19,9 @@ from tools.testing.python.support import free_port, http_request, wait_until
 
 GUNICORN_CONFIG = SERVICE_DIR / "gunicorn.conf.py"
 WORKERS = 2
-SHUTDOWN_BOUND_S = 15
+# gunicorn may take graceful_timeout (20 s) to stop by design, more on a busy machine: this only
+# stops a test from waiting on a server that hangs (15 s timed out 2 of 10 runs under load).
+SHUTDOWN_BOUND_S = 60
 STALE_VALUE_FILE = "counter_1.db"
 
 
