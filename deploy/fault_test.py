@@ -225,7 +225,8 @@ def test_200_connections_over_mixed_endpoints(stack: Stack) -> None:
     # thousands of requests (each closed connection is held 60 s in TIME_WAIT; deploy/README.md,
     # "Why keep-alive matters"): here the sockets in TIME_WAIT on the upstream ports, in Nginx's
     # and the apps' namespaces, must stay under a tenth of the requests, where one per request is
-    # what that fault leaves (a loaded machine's timeouts close some: 1.7 % seen at load 40). Memory is sampled throughout and must stay under each limit.
+    # what that fault leaves (a loaded machine's timeouts close some: 1.7 % seen at load 40).
+    # Memory is sampled throughout and must stay under each limit.
     #
     # Every request gets an answer. A 5xx may only be Nginx's own answer for an app that did not
     # answer within its timeouts (502 from the fallback, or 504): 200 connections on a machine

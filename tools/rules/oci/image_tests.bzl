@@ -15,8 +15,8 @@ def image_structure_test(name, image, expect_files = [], forbid_files = [], **kw
     pytest_test(
         name = name,
         size = "small",
-        # Its timeout is a bound on the machine, not on the test: 3 times its longest under
-        # tools/dev/stress/run (29 s), as every test's (docs/timings.md, "Under load").
+        # Its timeout bounds a hang, not the machine: 3 times its longest run beside three CPU
+        # hogs (29 s).
         timeout = "moderate",
         srcs = [Label("//tools/rules/oci:structure_test.py")],
         env = {
@@ -38,7 +38,7 @@ def image_sbom_test(name, image, sbom, **kwargs):
     pytest_test(
         name = name,
         size = "small",
-        timeout = "moderate",  # 23 s at most under tools/dev/stress/run
+        timeout = "moderate",  # 23 s at most beside three CPU hogs
         srcs = [Label("//tools/rules/sbom:sbom_test.py")],
         env = {
             "IMAGE": "$(rootpath %s)" % image,
