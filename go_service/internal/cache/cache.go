@@ -120,7 +120,8 @@ func (c *Cache[K, V]) Set(key K, value V) {
 //
 // The load is shared, so it runs with a context that is never cancelled:
 // otherwise the first caller giving up would fail everyone waiting with it.
-// Each caller still stops waiting when its own ctx is done. load must
+// Each caller still stops waiting when its own ctx is done, and a caller whose
+// ctx is done when the load returns gets ctx's cause, not the value. load must
 // therefore bound its own running time.
 func (c *Cache[K, V]) GetOrLoad(ctx context.Context, key K, load func(context.Context) (V, error)) (value V, storedAt time.Time, hit bool, err error) {
 	return c.GetOrLoadStamped(ctx, key, func(ctx context.Context) (V, time.Time, error) {
@@ -158,6 +159,11 @@ func (c *Cache[K, V]) GetOrLoadStamped(ctx context.Context, key K, load func(con
 	case <-ctx.Done():
 		return value, storedAt, false, context.Cause(ctx)
 	case res := <-loaded:
+		// With both ready, select picks at random: a caller that had given up would get the
+		// value or its error as the machine happened to schedule the load. It gets its error.
+		if ctx.Err() != nil {
+			return value, storedAt, false, context.Cause(ctx)
+		}
 		if res.Err != nil {
 			return value, storedAt, false, res.Err
 		}
