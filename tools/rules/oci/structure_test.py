@@ -2,8 +2,9 @@
 
 Plays the part of container-structure-test, which no registry reachable here carries: checks that
 the entrypoint's and the HEALTHCHECK's programs are in the image, that the user is $IMAGE_USER (the
-nonroot user, tools/rules/oci/base/nonroot.bzl) and owns every file root does not, that no file is
-setuid or setgid, and which paths must or must not exist in the image's final filesystem.
+nonroot user, tools/rules/oci/base/nonroot.bzl) and owns every file root does not, and no directory
+that holds one of root's; that no file is setuid or setgid; and which paths must or must not exist
+in the image's final filesystem.
 
 Inputs, from image_structure_test (tools/rules/oci/image_tests.bzl), in the environment: OCITOOL and
 IMAGE (paths), IMAGE_USER (UID:GID), EXPECT_FILES and FORBID_FILES (JSON arrays).
@@ -132,6 +133,30 @@ def test_files_are_owned_by_root_or_the_user(image: Image) -> None:
         if (entry["uid"], entry["gid"]) not in ((0, 0), (uid, gid))
     }
     assert others == {}
+
+
+def test_user_owns_no_directory_above_roots_files(image: Image) -> None:
+    # The owner of a directory may rename or replace anything in it. A layer writer that gives
+    # implicit parent directories the owner of the entry below them (pkg_tar does: /var and
+    # /var/cache for a user's /var/cache/nginx) would hand the user root's files under /var.
+    uid = int(os.environ["IMAGE_USER"].split(":")[0])
+    users_dirs = {
+        path
+        for path, entry in image.files.items()
+        if entry.get("type") == "dir" and entry["uid"] == uid
+    }
+    exposed = sorted(
+        path
+        for path, entry in image.files.items()
+        if entry["uid"] != uid and any(parent in users_dirs for parent in parents(path))
+    )
+    assert exposed == []
+
+
+def parents(path: str) -> list[str]:
+    """The directories above path, innermost first: /a/b/c -> /a/b, /a."""
+    parts = path.strip("/").split("/")[:-1]
+    return ["/" + "/".join(parts[:n]) for n in range(len(parts), 0, -1)]
 
 
 def test_no_setuid_or_setgid_files(image: Image) -> None:
