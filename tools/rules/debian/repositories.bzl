@@ -2,7 +2,7 @@
 
 The repository holds, for each package of the set, in lock order (by name):
   <pool basename>.deb   the package, checked against the sha256 in the lock by ctx.download
-  <pool basename>.tar   its filesystem tree (`dpkg-deb --fsys-tarfile`), what layer_tar merges,
+  <pool basename>.tar   its filesystem tree (`dpkg-deb --fsys-tarfile`), what debian_layer merges,
                         plus var/lib/dpkg/status.d/<name>, its control fields
 and `packages.txt` (name=version lines, sorted: provenance for an image label or an SBOM),
 `defs.bzl` (PACKAGES, LAYERS_ON), and, when the set has ca-certificates, `ca-certificates.crt`:

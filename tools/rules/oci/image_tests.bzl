@@ -7,10 +7,10 @@ load("//tools/rules/python:pytest.bzl", "pytest_test")
 def image_structure_test(name, image, expect_files = [], forbid_files = [], **kwargs):
     """Checks `image` from its config and layer listing, with no engine (structure_test.py).
 
-    Every image: the user NONROOT_USER, which owns every file root does not; no setuid or setgid
-    file; the entrypoint's and the HEALTHCHECK's programs present and executable; the CA bundle
-    where TLS clients look; and `expect_files` present, `forbid_files` absent (absolute paths in
-    the image's final filesystem).
+    Every image: the user NONROOT_USER, which owns every file root does not, but no directory that
+    holds one of root's and nothing a lower layer gave root; no setuid or setgid file; the entrypoint's and the HEALTHCHECK's programs
+    present and executable; the CA bundle where TLS clients look; and `expect_files` present,
+    `forbid_files` absent (absolute paths in the image's final filesystem).
     """
     pytest_test(
         name = name,

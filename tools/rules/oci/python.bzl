@@ -1,30 +1,36 @@
-"""`py_image_layers`: a py_binary's runfiles as two layers, third-party wheels apart from our code.
+"""`py_image_files`: a py_binary's runfiles as rules_pkg files, third-party wheels apart from our code.
 
-The wheels change only with the lock file, so a change to the app rebuilds and ships only the small
-app layer. Wheels land in /app/site-packages, our code under /app (set PYTHONPATH to both).
+`part = "site_packages"`: the wheels, under /app/site-packages; `part = "app"`: our code under /app
+(set PYTHONPATH to both). Each goes into a pkg_tar layer of its own: the wheels change only with the
+lock file, so a change to the app rebuilds and ships only the small app layer. Every file is 0644:
+Python reads them all, and an extension module is mapped, not executed.
 """
 
-_OCITOOL = Label("//tools/rules/oci/cmd/ocitool")
+load("@rules_pkg//pkg:providers.bzl", "PackageFilesInfo")
+
 _SITE_PACKAGES = "/site-packages/"
 
-def _manifest_line(dst, file):
-    return "%s\t%s" % (dst, file.path)
-
-def _py_image_layers_impl(ctx):
+def _py_image_files_impl(ctx):
     runfiles = ctx.attr.binary[DefaultInfo].default_runfiles.files.to_list()
-    wheels, app = [], []
+    dest_src_map = {}
     for f in runfiles:
+        dest = None
         if f.short_path.startswith("../"):
             # ../<pip repo>/site-packages/<path>: keep only what is inside site-packages.
             at = f.short_path.find(_SITE_PACKAGES)
             rel = f.short_path[at + len(_SITE_PACKAGES):] if at >= 0 else ""
-            if rel and rel != "__init__.py":
-                wheels.append(_manifest_line("app/site-packages/" + rel, f))
-        elif f.extension == "py" or f.basename.endswith(".json"):
-            app.append(_manifest_line("app/" + f.short_path, f))
+            if ctx.attr.part == "site_packages" and rel and rel != "__init__.py":
+                dest = "app/site-packages/" + rel
+        elif ctx.attr.part == "app" and (f.extension == "py" or f.basename.endswith(".json")):
+            dest = "app/" + f.short_path
+        if dest == None:
+            continue
+        if dest in dest_src_map:
+            fail("%s: %s and %s both land at /%s" % (ctx.label, dest_src_map[dest].short_path, f.short_path, dest))
+        dest_src_map[dest] = f
 
-    # name==version of every wheel in the wheels layer, from its .dist-info directory name
-    # (<name>-<version>.dist-info): what the image's SBOM lists (//tools/rules/sbom).
+    # name==version of every wheel, from its .dist-info directory name (<name>-<version>.dist-info):
+    # what the image's SBOM lists (//tools/rules/sbom).
     dist_infos = {}
     for f in runfiles:
         at = f.short_path.find(".dist-info/")
@@ -33,33 +39,18 @@ def _py_image_layers_impl(ctx):
             dist_infos["%s==%s" % (name, version)] = True
     wheel_list = ctx.actions.declare_file(ctx.label.name + "_wheels.txt")
     ctx.actions.write(wheel_list, "".join(["%s\n" % w for w in sorted(dist_infos)]))
-    outputs = []
-    for name, lines in (("site_packages", wheels), ("app", app)):
-        manifest = ctx.actions.declare_file("%s_%s.manifest" % (ctx.label.name, name))
-        ctx.actions.write(manifest, "\n".join(sorted(lines)) + "\n")
-        layer = ctx.actions.declare_file("%s_%s.tar" % (ctx.label.name, name))
-        ctx.actions.run(
-            executable = ctx.executable._ocitool,
-            arguments = ["layer", "--out", layer.path, "--manifest", manifest.path],
-            inputs = depset([manifest], transitive = [ctx.attr.binary[DefaultInfo].default_runfiles.files]),
-            outputs = [layer],
-            mnemonic = "PyLayerTar",
-            progress_message = "Writing %s layer of %%{label}" % name,
-        )
-        outputs.append(layer)
+
     return [
-        DefaultInfo(files = depset(outputs)),
-        OutputGroupInfo(
-            site_packages = depset([outputs[0]]),
-            app = depset([outputs[1]]),
-            wheels = depset([wheel_list]),
-        ),
+        PackageFilesInfo(dest_src_map = dest_src_map, attributes = {"mode": "0644"}),
+        DefaultInfo(files = depset(dest_src_map.values())),
+        OutputGroupInfo(wheels = depset([wheel_list])),
     ]
 
-py_image_layers = rule(
-    implementation = _py_image_layers_impl,
+py_image_files = rule(
+    implementation = _py_image_files_impl,
+    doc = "Files of a py_binary for a pkg_tar layer; output group `wheels`: the name==version list.",
     attrs = {
         "binary": attr.label(mandatory = True, doc = "A py_binary whose runfiles the image runs."),
-        "_ocitool": attr.label(default = _OCITOOL, executable = True, cfg = "exec"),
+        "part": attr.string(mandatory = True, values = ["site_packages", "app"]),
     },
 )

@@ -2,8 +2,9 @@
 
 Plays the part of container-structure-test, which no registry reachable here carries: checks that
 the entrypoint's and the HEALTHCHECK's programs are in the image, that the user is $IMAGE_USER (the
-nonroot user, tools/rules/oci/base/nonroot.bzl) and owns every file root does not, that no file is
-setuid or setgid, and which paths must or must not exist in the image's final filesystem.
+nonroot user, tools/rules/oci/base/nonroot.bzl) and owns every file root does not, but no directory
+that holds one of root's and nothing a lower layer gave root; that no file is setuid or setgid; and
+which paths must or must not exist in the image's final filesystem.
 
 Inputs, from image_structure_test (tools/rules/oci/image_tests.bzl), in the environment: OCITOOL and
 IMAGE (paths), IMAGE_USER (UID:GID), EXPECT_FILES and FORBID_FILES (JSON arrays).
@@ -18,12 +19,17 @@ from dataclasses import dataclass
 import pytest
 
 
+def entry_path(entry: dict) -> str:
+    """The absolute path of a layer's entry: "./usr/bin/" -> "/usr/bin"."""
+    return "/" + entry["path"].lstrip("./").rstrip("/")
+
+
 def final_filesystem(layers: list[dict]) -> dict[str, dict]:
     """Path -> entry after applying the layers in order (whiteouts remove what lies below)."""
     files: dict[str, dict] = {}
     for layer in layers:
         for entry in layer["files"]:
-            path = "/" + entry["path"].lstrip("./").rstrip("/")
+            path = entry_path(entry)
             name = path.rsplit("/", 1)[-1]
             if name.startswith(".wh."):
                 hidden = path.rsplit("/", 1)[0] + "/" + name[len(".wh.") :]
@@ -71,6 +77,7 @@ def resolve(files: dict[str, dict], path: str, hops: int = 40) -> str | None:
 @dataclass(frozen=True)
 class Image:
     config: dict
+    layers: list[dict]
     files: dict[str, dict]
 
 
@@ -83,7 +90,7 @@ def image() -> Image:
         capture_output=True,
     ).stdout
     inspected = json.loads(out)
-    return Image(inspected["config"], final_filesystem(inspected["layers"]))
+    return Image(inspected["config"], inspected["layers"], final_filesystem(inspected["layers"]))
 
 
 def assert_runs(image: Image, program: str, what: str) -> None:
@@ -132,6 +139,43 @@ def test_files_are_owned_by_root_or_the_user(image: Image) -> None:
         if (entry["uid"], entry["gid"]) not in ((0, 0), (uid, gid))
     }
     assert others == {}
+
+
+# The owner of a directory may rename or replace anything in it. pkg_tar gives the parent
+# directories it adds the owner of the entry below them, so a layer with the user's
+# /var/cache/nginx would also hand the user /var and /var/cache, and root's files under them.
+def test_no_layer_hands_roots_paths_to_the_user(image: Image) -> None:
+    uid = int(os.environ["IMAGE_USER"].split(":")[0])
+    owner: dict[str, int] = {}
+    handed = []
+    for layer in image.layers:
+        for entry in layer["files"]:
+            path = entry_path(entry)
+            if owner.get(path) == 0 and entry["uid"] == uid:
+                handed.append(path)
+            owner[path] = entry["uid"]
+    assert handed == []
+
+
+def test_user_owns_no_directory_above_roots_files(image: Image) -> None:
+    uid = int(os.environ["IMAGE_USER"].split(":")[0])
+    users_dirs = {
+        path
+        for path, entry in image.files.items()
+        if entry.get("type") == "dir" and entry["uid"] == uid
+    }
+    exposed = sorted(
+        path
+        for path, entry in image.files.items()
+        if entry["uid"] != uid and any(parent in users_dirs for parent in parents(path))
+    )
+    assert exposed == []
+
+
+def parents(path: str) -> list[str]:
+    """The directories above path, innermost first: /a/b/c -> /a/b, /a."""
+    parts = path.strip("/").split("/")[:-1]
+    return ["/" + "/".join(parts[:n]) for n in range(len(parts), 0, -1)]
 
 
 def test_no_setuid_or_setgid_files(image: Image) -> None:

@@ -35,7 +35,7 @@ image_sbom = rule(
     attrs = {
         "image": attr.label(mandatory = True, doc = "The oci_image described (its name in the SBOM)."),
         "debian_sets": attr.string_list(doc = "Sets of tools/rules/debian/packages.lock.json the image stacks."),
-        "python_wheels": attr.label(allow_single_file = True, doc = "name==version lines (py_image_layers' wheels)."),
+        "python_wheels": attr.label(allow_single_file = True, doc = "name==version lines (py_image_files' wheels output group)."),
         "go_binaries": attr.label_keyed_string_dict(
             providers = [GoBinaryBlobInfo],
             doc = "go_binary_blob -> the binary's path in the image.",

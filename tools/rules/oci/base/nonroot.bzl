@@ -12,5 +12,8 @@ NONROOT_UID = 65532
 # The user's own group, distroless' convention.
 NONROOT_GID = NONROOT_UID
 
-# "uid:gid": an image config's User, and the owner of a layer_tar directory ("PATH:MODE:" + it).
+# "uid:gid": an image config's User.
 NONROOT_USER = "%d:%d" % (NONROOT_UID, NONROOT_GID)
+
+# "uid.gid": the owner of a path in a layer, as pkg_tar's `owners` spells it.
+NONROOT_OWNER = "%d.%d" % (NONROOT_UID, NONROOT_GID)

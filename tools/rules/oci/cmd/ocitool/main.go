@@ -1,7 +1,7 @@
 // Command ocitool does the OCI work of this repo's image rules (tools/rules/oci/*.bzl):
 //
-//	ocitool layer --out L.tar [--tar T.tar]... [--file DST=SRC[:MODE]]... [--dir DST[:MODE[:UID:GID]]]...
-//	              [--symlink DST=TARGET]... [--manifest FILE] [--exclude GLOB]... [--owner UID:GID]
+//	ocitool layer --out L.tar [--tar T.tar]... [--exclude GLOB]...
+//	                                (Debian package trees merged; other layers are pkg_tar's)
 //	ocitool image --out DIR [--base DIR] [--layer L.tar]... [--entrypoint JSON] [--cmd JSON]
 //	              [--env K=V]... [--user U] [--workdir W] [--exposed-port P]... [--label K=V]...
 //	              [--healthcheck JSON] [--healthcheck-interval D] [--healthcheck-timeout D]
@@ -120,16 +120,12 @@ func sourceDateEpoch() (time.Time, error) {
 	return time.Unix(secs, 0).UTC(), nil
 }
 
+// layerCmd merges Debian packages' filesystem tars into one layer (internal/layer).
 func layerCmd(args []string, _, stderr io.Writer) error {
 	fs := flag.NewFlagSet("layer", flag.ContinueOnError)
 	out := fs.String("out", "", "layer tarball to write (uncompressed)")
-	manifest := fs.String("manifest", "", "file of DST<TAB>SRC lines; modes 0755 if SRC is executable, else 0644")
-	owner := fs.String("owner", "0:0", "UID:GID of --file and --dir entries (a --dir's own UID:GID wins)")
-	var tars, files, dirs, symlinks, excludes list
+	var tars, excludes list
 	fs.Var(&tars, "tar", "tarball to merge, in order (repeatable)")
-	fs.Var(&files, "file", "DST=SRC[:MODE] (repeatable)")
-	fs.Var(&dirs, "dir", "DST[:MODE[:UID:GID]] (repeatable; default mode 0755)")
-	fs.Var(&symlinks, "symlink", "DST=TARGET (repeatable)")
 	fs.Var(&excludes, "exclude", "glob of paths to drop with everything below them; ** matches any depth (repeatable)")
 	if err := parse(fs, args, stderr, "out"); err != nil {
 		return err
@@ -139,11 +135,8 @@ func layerCmd(args []string, _, stderr io.Writer) error {
 			return usageError("--exclude: %v", err)
 		}
 	}
-	uid, gid, err := layer.ParseOwner(*owner)
-	if err != nil {
-		return usageError("--owner: %v", err)
-	}
 	b := layer.New(excludes)
+	var err error
 	if b.ModTime, err = sourceDateEpoch(); err != nil {
 		return err
 	}
@@ -152,52 +145,7 @@ func layerCmd(args []string, _, stderr io.Writer) error {
 			return err
 		}
 	}
-	for _, f := range files {
-		dst, src, mode, err := parseFile(f)
-		if err != nil {
-			return err
-		}
-		if err := b.AddFile(dst, src, mode, uid, gid); err != nil {
-			return fmt.Errorf("--file %s: %w", f, err)
-		}
-	}
-	for _, d := range dirs {
-		if err := addDir(b, d, uid, gid); err != nil {
-			return err
-		}
-	}
-	for _, s := range symlinks {
-		dst, target, ok := strings.Cut(s, "=")
-		if !ok || dst == "" || target == "" {
-			return usageError("--symlink %q: want DST=TARGET", s)
-		}
-		b.AddSymlink(dst, target)
-	}
-	if *manifest != "" {
-		f, err := os.Open(*manifest)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		if err := b.AddManifest(f); err != nil {
-			return fmt.Errorf("%s: %w", *manifest, err)
-		}
-	}
 	return writeLayer(*out, b)
-}
-
-// parseFile parses DST=SRC[:MODE]; a trailing :MODE is taken as a mode only if it is octal.
-func parseFile(spec string) (dst, src string, mode int64, err error) {
-	dst, src, ok := strings.Cut(spec, "=")
-	if !ok || dst == "" || src == "" {
-		return "", "", 0, usageError("--file %q: want DST=SRC[:MODE]", spec)
-	}
-	if at := strings.LastIndex(src, ":"); at >= 0 {
-		if m, err := layer.ParseMode(src[at+1:]); err == nil {
-			src, mode = src[:at], m
-		}
-	}
-	return dst, src, mode, nil
 }
 
 func addTar(b *layer.Builder, path string) error {
@@ -209,27 +157,6 @@ func addTar(b *layer.Builder, path string) error {
 	if err := b.AddTar(f); err != nil {
 		return fmt.Errorf("--tar %s: %w", path, err)
 	}
-	return nil
-}
-
-func addDir(b *layer.Builder, spec string, uid, gid int) error {
-	parts := strings.SplitN(spec, ":", 3)
-	mode := int64(0o755)
-	var err error
-	if len(parts) >= 2 {
-		if mode, err = layer.ParseMode(parts[1]); err != nil {
-			return usageError("--dir %q: %v", spec, err)
-		}
-	}
-	if len(parts) == 3 {
-		if uid, gid, err = layer.ParseOwner(parts[2]); err != nil {
-			return usageError("--dir %q: %v", spec, err)
-		}
-	}
-	if parts[0] == "" {
-		return usageError("--dir %q: want DST[:MODE[:UID:GID]]", spec)
-	}
-	b.AddDir(parts[0], mode, uid, gid)
 	return nil
 }
 

@@ -43,23 +43,12 @@ func write(t *testing.T, path string, data []byte, mode os.FileMode) string {
 	return path
 }
 
-// packageTar is what `dpkg-deb --fsys-tarfile` gives for a small package.
-func packageTar(t *testing.T, path string) string {
+// tarFile writes a tar of entries at path; a regular file's data is "data of NAME".
+func tarFile(t *testing.T, path string, entries ...tar.Header) string {
 	t.Helper()
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
-	for _, h := range []tar.Header{
-		{Typeflag: tar.TypeDir, Name: "./", Mode: 0o755},
-		{Typeflag: tar.TypeDir, Name: "./usr/", Mode: 0o755},
-		{Typeflag: tar.TypeDir, Name: "./usr/bin/", Mode: 0o755},
-		{Typeflag: tar.TypeReg, Name: "./usr/bin/su", Mode: 0o4755, Uname: "root", Gname: "root"},
-		{Typeflag: tar.TypeReg, Name: "./usr/bin/chage", Mode: 0o2755, Gid: 42, Gname: "shadow"},
-		{Typeflag: tar.TypeLink, Name: "./usr/bin/su2", Linkname: "./usr/bin/su"},
-		{Typeflag: tar.TypeSymlink, Name: "./usr/bin/sg", Linkname: "newgrp", Mode: 0o777},
-		{Typeflag: tar.TypeReg, Name: "./usr/share/doc/login/copyright", Mode: 0o644},
-		{Typeflag: tar.TypeReg, Name: "./usr/share/man/man1/su.1.gz", Mode: 0o644},
-		{Typeflag: tar.TypeReg, Name: "./usr/share/locale/de/LC_MESSAGES/shadow.mo", Mode: 0o644},
-	} {
+	for _, h := range entries {
 		data := []byte("data of " + h.Name)
 		if h.Typeflag == tar.TypeReg {
 			h.Size = int64(len(data))
@@ -79,24 +68,51 @@ func packageTar(t *testing.T, path string) string {
 	return write(t, path, buf.Bytes(), 0o644)
 }
 
+// packageTar is what `dpkg-deb --fsys-tarfile` gives for a small package.
+func packageTar(t *testing.T, path string) string {
+	t.Helper()
+	return tarFile(t, path,
+		tar.Header{Typeflag: tar.TypeDir, Name: "./", Mode: 0o755},
+		tar.Header{Typeflag: tar.TypeDir, Name: "./usr/", Mode: 0o755},
+		tar.Header{Typeflag: tar.TypeDir, Name: "./usr/bin/", Mode: 0o755},
+		tar.Header{Typeflag: tar.TypeReg, Name: "./usr/bin/su", Mode: 0o4755, Uname: "root", Gname: "root"},
+		tar.Header{Typeflag: tar.TypeReg, Name: "./usr/bin/chage", Mode: 0o2755, Gid: 42, Gname: "shadow"},
+		tar.Header{Typeflag: tar.TypeLink, Name: "./usr/bin/su2", Linkname: "./usr/bin/su"},
+		tar.Header{Typeflag: tar.TypeSymlink, Name: "./usr/bin/sg", Linkname: "newgrp", Mode: 0o777},
+		tar.Header{Typeflag: tar.TypeReg, Name: "./usr/share/doc/login/copyright", Mode: 0o644},
+		tar.Header{Typeflag: tar.TypeReg, Name: "./usr/share/man/man1/su.1.gz", Mode: 0o644},
+		tar.Header{Typeflag: tar.TypeReg, Name: "./usr/share/locale/de/LC_MESSAGES/shadow.mo", Mode: 0o644},
+	)
+}
+
+// appTar is what pkg_tar gives for an app's files, directories and symlinks: a layer as it is.
+func appTar(t *testing.T, path string) string {
+	t.Helper()
+	return tarFile(t, path,
+		tar.Header{Typeflag: tar.TypeDir, Name: "app/", Mode: 0o755},
+		tar.Header{Typeflag: tar.TypeReg, Name: "app/server", Mode: 0o755, Uid: 1001, Gid: 1001},
+		tar.Header{Typeflag: tar.TypeDir, Name: "app/site-packages/", Mode: 0o755},
+		tar.Header{Typeflag: tar.TypeDir, Name: "app/site-packages/flask/", Mode: 0o755},
+		tar.Header{Typeflag: tar.TypeReg, Name: "app/site-packages/flask/__init__.py", Mode: 0o644},
+		tar.Header{Typeflag: tar.TypeDir, Name: "data/", Mode: 0o750, Uid: 1001, Gid: 1001},
+		tar.Header{Typeflag: tar.TypeDir, Name: "etc/", Mode: 0o755},
+		tar.Header{Typeflag: tar.TypeReg, Name: "etc/passwd", Mode: 0o644},
+		tar.Header{Typeflag: tar.TypeDir, Name: "home/", Mode: 0o755},
+		tar.Header{Typeflag: tar.TypeDir, Name: "home/nonroot/", Mode: 0o700, Uid: 1001, Gid: 1001},
+		tar.Header{Typeflag: tar.TypeSymlink, Name: "usr/local/bin/server", Linkname: "/app/server", Mode: 0o777},
+	)
+}
+
 func TestMainFlow(t *testing.T) {
 	t.Setenv("SOURCE_DATE_EPOCH", "")
 	dir := t.TempDir()
 	pkg := packageTar(t, filepath.Join(dir, "login.tar"))
-	passwd := write(t, filepath.Join(dir, "passwd"), []byte("root:x:0:0::/root:/sbin/nologin\n"), 0o644)
-	server := write(t, filepath.Join(dir, "bin", "server"), []byte("#!/bin/true\n"), 0o755)
-	py := write(t, filepath.Join(dir, "src", "flask", "__init__.py"), []byte("# flask\n"), 0o644)
-	pyc := write(t, filepath.Join(dir, "src", "flask", "__pycache__", "x.pyc"), []byte("pyc"), 0o644)
-	manifest := write(t, filepath.Join(dir, "site.manifest"),
-		[]byte("app/site-packages/flask/__init__.py\t"+py+"\napp/site-packages/flask/__pycache__/x.pyc\t"+pyc+"\n"), 0o644)
+	appLayer := appTar(t, filepath.Join(dir, "app.tar"))
 
 	build := func(out string) string {
-		baseLayer, appLayer := filepath.Join(out, "base.tar"), filepath.Join(out, "app.tar")
-		ocitool(t, "layer", "--out", baseLayer, "--tar", pkg, "--file", "etc/passwd="+passwd+":0644",
+		baseLayer := filepath.Join(out, "base.tar")
+		ocitool(t, "layer", "--out", baseLayer, "--tar", pkg,
 			"--exclude", "usr/share/doc/**", "--exclude", "usr/share/man/**", "--exclude", "usr/share/locale/**")
-		ocitool(t, "layer", "--out", appLayer, "--file", "/app/server="+server, "--dir", "/data:0750",
-			"--dir", "/home/nonroot:0700:1001:1001", "--owner", "1001:1001", "--symlink", "usr/local/bin/server=/app/server",
-			"--manifest", manifest, "--exclude", "**/__pycache__/**")
 		baseDir, imgDir := filepath.Join(out, "base"), filepath.Join(out, "img")
 		ocitool(t, "image", "--out", baseDir, "--layer", baseLayer, "--env", "PATH=/usr/bin:/bin", "--env", "LANG=C.UTF-8",
 			"--user", "1001:1001", "--label", "org.opencontainers.image.vendor=cache-platform")
@@ -116,7 +132,7 @@ func TestMainFlow(t *testing.T) {
 	if d1 != d2 || !strings.HasPrefix(d1, "sha256:") {
 		t.Fatalf("two builds give %q and %q", d1, d2)
 	}
-	for _, f := range []string{"base.tar", "app.tar", "image.tar", "img/index.json"} {
+	for _, f := range []string{"base.tar", "image.tar", "img/index.json"} {
 		a, errA := os.ReadFile(filepath.Join(first, f))
 		b, errB := os.ReadFile(filepath.Join(second, f))
 		if errA != nil || errB != nil || !bytes.Equal(a, b) {
@@ -173,7 +189,6 @@ func TestMainFlow(t *testing.T) {
 		"usr/share/doc/login/copyright":       "",
 		"usr/share/man/man1/su.1.gz":          "",
 		"usr/share/locale":                    "",
-		"app/site-packages/flask/__pycache__": "",
 	} {
 		f, ok := files[path]
 		got := ""
@@ -208,8 +223,11 @@ func TestSourceDateEpoch(t *testing.T) {
 	dir := t.TempDir()
 	t.Setenv("SOURCE_DATE_EPOCH", "1700000000")
 	layerTar := filepath.Join(dir, "l.tar")
-	ocitool(t, "layer", "--out", layerTar, "--dir", "x")
+	ocitool(t, "layer", "--out", layerTar, "--tar", tarFile(t, filepath.Join(dir, "in.tar"), tar.Header{Typeflag: tar.TypeDir, Name: "x/", Mode: 0o755}))
 	ocitool(t, "image", "--out", filepath.Join(dir, "img"), "--layer", layerTar)
+	if h, err := tar.NewReader(mustOpen(t, layerTar)).Next(); err != nil || h.ModTime.Unix() != 1700000000 {
+		t.Errorf("layer entry: %+v, %v; want dated SOURCE_DATE_EPOCH", h, err)
+	}
 	var report image.Report
 	if err := json.Unmarshal([]byte(ocitool(t, "inspect", "--image", filepath.Join(dir, "img"))), &report); err != nil {
 		t.Fatal(err)
@@ -240,13 +258,9 @@ func TestErrors(t *testing.T) {
 		{[]string{"layer"}, 2, "--out is required"},
 		{[]string{"layer", "--out", out, "extra"}, 2, "unexpected argument"},
 		{[]string{"layer", "--out", out, "--nope"}, 2, "not defined"},
-		{[]string{"layer", "--out", out, "--file", "noequals"}, 2, "want DST=SRC"},
-		{[]string{"layer", "--out", out, "--dir", "d:999"}, 2, "mode"},
-		{[]string{"layer", "--out", out, "--dir", "d:0755:x"}, 2, "owner"},
-		{[]string{"layer", "--out", out, "--owner", "root"}, 2, "owner"},
-		{[]string{"layer", "--out", out, "--symlink", "a"}, 2, "DST=TARGET"},
+		{[]string{"layer", "--out", out, "--file", "a=b"}, 2, "not defined"}, // files are pkg_tar's now
 		{[]string{"layer", "--out", out, "--exclude", "[x"}, 2, "exclude"},
-		{[]string{"layer", "--out", out, "--file", "a=" + filepath.Join(dir, "missing")}, 1, "missing"},
+		{[]string{"layer", "--out", out, "--tar", filepath.Join(dir, "missing")}, 1, "missing"},
 		{[]string{"layer", "--out", out, "--tar", src}, 1, src},
 		{[]string{"image", "--out", filepath.Join(dir, "i"), "--entrypoint", "/app"}, 2, "JSON array"},
 		{[]string{"image", "--out", filepath.Join(dir, "i"), "--healthcheck", "[]"}, 2, "JSON array"},
@@ -276,21 +290,14 @@ func TestErrors(t *testing.T) {
 	}
 }
 
-func TestParseFile(t *testing.T) {
-	for _, tc := range []struct {
-		spec, dst, src string
-		mode           int64
-	}{
-		{"/app/x=bazel-out/bin/x", "/app/x", "bazel-out/bin/x", 0},
-		{"/app/x=bazel-out/bin/x:0700", "/app/x", "bazel-out/bin/x", 0o700},
-		{"/app/x=a:b/c", "/app/x", "a:b/c", 0},
-		{"a=b=c:644", "a", "b=c", 0o644},
-	} {
-		dst, src, mode, err := parseFile(tc.spec)
-		if err != nil || dst != tc.dst || src != tc.src || mode != tc.mode {
-			t.Errorf("parseFile(%q) = %q, %q, %o, %v", tc.spec, dst, src, mode, err)
-		}
+func mustOpen(t *testing.T, path string) io.Reader {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
 	}
+	t.Cleanup(func() { f.Close() })
+	return f
 }
 
 // TestPush pushes to an in-memory registry on loopback and reads back, by the printed digest and by
@@ -300,8 +307,7 @@ func TestPush(t *testing.T) {
 	srv := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
 	defer srv.Close()
 	dir := t.TempDir()
-	layerTar := filepath.Join(dir, "l.tar")
-	ocitool(t, "layer", "--out", layerTar, "--file", "app/x="+write(t, filepath.Join(dir, "x"), []byte("x"), 0o644))
+	layerTar := tarFile(t, filepath.Join(dir, "l.tar"), tar.Header{Typeflag: tar.TypeReg, Name: "app/x", Mode: 0o644})
 	imgDir := filepath.Join(dir, "img")
 	digest := strings.TrimSpace(ocitool(t, "image", "--out", imgDir, "--layer", layerTar))
 	repo := strings.TrimPrefix(srv.URL, "http://") + "/cache-platform/x"

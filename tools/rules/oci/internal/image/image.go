@@ -81,7 +81,7 @@ func Build(base v1.Image, spec Spec) (v1.Image, error) {
 		}
 		img, err = mutate.Append(img, mutate.Addendum{
 			Layer:     layer,
-			History:   v1.History{Created: stamp, CreatedBy: "ocitool layer", Comment: baseName(path)},
+			History:   v1.History{Created: stamp, CreatedBy: "ocitool image", Comment: baseName(path)},
 			MediaType: types.OCILayer,
 		})
 		if err != nil {

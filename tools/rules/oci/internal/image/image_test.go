@@ -129,6 +129,12 @@ func TestBuildIsReproducibleAndInheritsBase(t *testing.T) {
 	if len(report.History) != 2 || report.Created != "1970-01-01T00:00:00Z" || report.OS != "linux" || report.Architecture != "amd64" {
 		t.Errorf("history %+v created %s platform %s/%s", report.History, report.Created, report.OS, report.Architecture)
 	}
+	// ocitool image appends layers it did not write (pkg_tar's): the history says which step did.
+	for _, h := range report.History {
+		if h.CreatedBy != "ocitool image" || h.Comment != "layer.tar" {
+			t.Errorf("history entry %+v: want created by ocitool image, with the layer file's name", h)
+		}
+	}
 	if report.UncompressedSize != 2*2048 || report.CompressedSize <= 0 {
 		t.Errorf("sizes: compressed %d uncompressed %d", report.CompressedSize, report.UncompressedSize)
 	}

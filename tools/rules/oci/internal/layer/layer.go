@@ -1,23 +1,22 @@
-// Package layer writes deterministic, uncompressed layer tarballs: the filesystems of Debian
-// packages (dpkg-deb --fsys-tarfile output) merged with single files, directories and symlinks.
+// Package layer is hand-written: no reachable rule merges Debian package trees minus setuid bits.
 //
-// Every entry is owned by uid/gid 0 unless stated, dated ModTime (the Unix epoch by default) and
-// written in path order, so the same inputs always give the same bytes. Setuid and setgid bits are
-// dropped (images must have no setuid files). Hard links are kept: in each group of paths sharing
-// one file, the first path in write order carries the data and the others link to it, so a link
-// never points at a file not yet written.
+// It writes deterministic, uncompressed layer tarballs from the filesystems of Debian packages
+// (dpkg-deb --fsys-tarfile output), dropping excluded paths (documentation). Every other layer is
+// rules_pkg's pkg_tar (docs/images.md, "Layers").
+//
+// Entries keep their numeric owners, are dated ModTime (the Unix epoch by default) and written in
+// path order, so the same inputs always give the same bytes. Setuid and setgid bits are dropped
+// (images must have no setuid files). Hard links are kept: in each group of paths sharing one
+// file, the first path in write order carries the data and the others link to it, so a link never
+// points at a file not yet written.
 package layer
 
 import (
 	"archive/tar"
-	"bufio"
-	"errors"
 	"fmt"
 	"io"
-	"os"
 	"path"
 	"sort"
-	"strconv"
 	"strings"
 	"time"
 )
@@ -190,62 +189,6 @@ func (b *Builder) AddTar(r io.Reader) error {
 	}
 }
 
-// AddFile adds the file at src as dst, owned by uid:gid; mode 0 takes the source's (0755 if
-// executable, else 0644).
-func (b *Builder) AddFile(dst, src string, mode int64, uid, gid int) error {
-	info, err := os.Stat(src)
-	if err != nil {
-		return err
-	}
-	if !info.Mode().IsRegular() {
-		return fmt.Errorf("%s: not a regular file", src)
-	}
-	data, err := os.ReadFile(src)
-	if err != nil {
-		return err
-	}
-	if mode == 0 {
-		mode = 0o644
-		if info.Mode()&0o111 != 0 {
-			mode = 0o755
-		}
-	}
-	h := tar.Header{Typeflag: tar.TypeReg, Name: dst, Mode: mode, Uid: uid, Gid: gid}
-	b.put(&entry{header: h, file: &file{header: h, data: data}})
-	return nil
-}
-
-// AddDir adds an empty directory.
-func (b *Builder) AddDir(dst string, mode int64, uid, gid int) {
-	b.put(&entry{header: tar.Header{Typeflag: tar.TypeDir, Name: dst, Mode: mode, Uid: uid, Gid: gid}})
-}
-
-// AddSymlink adds dst pointing at target, owned by root.
-func (b *Builder) AddSymlink(dst, target string) {
-	b.put(&entry{header: tar.Header{Typeflag: tar.TypeSymlink, Name: dst, Linkname: target, Mode: 0o777}})
-}
-
-// AddManifest adds the files a manifest lists, one "DST<TAB>SRC" per line, owned by root, with
-// mode 0755 if the source is executable, else 0644.
-func (b *Builder) AddManifest(r io.Reader) error {
-	scanner := bufio.NewScanner(r)
-	scanner.Buffer(make([]byte, 64*1024), 1024*1024)
-	for line := 1; scanner.Scan(); line++ {
-		text := strings.TrimSuffix(scanner.Text(), "\r")
-		if text == "" {
-			continue
-		}
-		dst, src, ok := strings.Cut(text, "\t")
-		if !ok || dst == "" || src == "" {
-			return fmt.Errorf("manifest line %d: want DST<TAB>SRC, got %q", line, text)
-		}
-		if err := b.AddFile(dst, src, 0, 0, 0); err != nil {
-			return fmt.Errorf("manifest line %d: %w", line, err)
-		}
-	}
-	return scanner.Err()
-}
-
 // Write writes the tarball, entries sorted by path (parents sort before their children).
 func (b *Builder) Write(w io.Writer) error {
 	names := make([]string, 0, len(b.entries))
@@ -282,27 +225,4 @@ func (b *Builder) Write(w io.Writer) error {
 		}
 	}
 	return tw.Close()
-}
-
-// ParseMode parses an octal mode like "0755" or "644".
-func ParseMode(s string) (int64, error) {
-	m, err := strconv.ParseInt(s, 8, 64)
-	if err != nil || m < 0 || m > 0o7777 {
-		return 0, fmt.Errorf("mode %q: want octal digits, at most 7777", s)
-	}
-	return m, nil
-}
-
-// ParseOwner parses "UID:GID" (numeric).
-func ParseOwner(s string) (uid, gid int, err error) {
-	u, g, ok := strings.Cut(s, ":")
-	if !ok {
-		return 0, 0, fmt.Errorf("owner %q: want UID:GID", s)
-	}
-	uid, errU := strconv.Atoi(u)
-	gid, errG := strconv.Atoi(g)
-	if err := errors.Join(errU, errG); err != nil || uid < 0 || gid < 0 {
-		return 0, 0, fmt.Errorf("owner %q: want numeric UID:GID", s)
-	}
-	return uid, gid, nil
 }

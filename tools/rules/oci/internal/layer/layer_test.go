@@ -4,8 +4,6 @@ import (
 	"archive/tar"
 	"bytes"
 	"io"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -219,94 +217,17 @@ func TestTarsMergeInOrder(t *testing.T) {
 	}
 }
 
-func TestFilesDirsSymlinks(t *testing.T) {
-	dir := t.TempDir()
-	exe, plain := filepath.Join(dir, "app"), filepath.Join(dir, "data.json")
-	if err := os.WriteFile(exe, []byte("binary"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(plain, []byte("{}"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	b := New([]string{"opt/skip/**"})
-	for _, f := range []struct {
-		dst, src string
-		mode     int64
-		uid, gid int
-	}{
-		{"/app/server", exe, 0, 0, 0},
-		{"app/data.json", plain, 0, 1001, 1001},
-		{"etc/app.conf", plain, 0o640, 0, 0},
-		{"opt/skip/x", plain, 0, 0, 0},
-	} {
-		if err := b.AddFile(f.dst, f.src, f.mode, f.uid, f.gid); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := b.AddFile("x", dir, 0, 0, 0); err == nil {
-		t.Error("want an error adding a directory as a file")
-	}
-	b.AddDir("/home/nonroot", 0o750, 1001, 1001)
-	b.AddSymlink("usr/bin/python3", "python3.13")
-	got := list(t, b)
-	for _, tc := range []struct {
-		name     string
-		typeflag byte
-		mode     int64
-		uid      int
-	}{
-		{"app/", tar.TypeDir, 0o755, 0},
-		{"app/server", tar.TypeReg, 0o755, 0},
-		{"app/data.json", tar.TypeReg, 0o644, 1001},
-		{"etc/app.conf", tar.TypeReg, 0o640, 0},
-		{"home/", tar.TypeDir, 0o755, 0},
-		{"home/nonroot/", tar.TypeDir, 0o750, 1001},
-		{"usr/bin/", tar.TypeDir, 0o755, 0},
-		{"usr/bin/python3", tar.TypeSymlink, 0o777, 0},
-	} {
-		h, ok := got.headers[tc.name]
-		if !ok {
-			t.Errorf("%s missing", tc.name)
-			continue
-		}
-		if h.Typeflag != tc.typeflag || h.Mode != tc.mode || h.Uid != tc.uid {
-			t.Errorf("%s: type %q mode %o uid %d, want %q %o %d", tc.name, h.Typeflag, h.Mode, h.Uid, tc.typeflag, tc.mode, tc.uid)
-		}
-	}
-	if _, ok := got.headers["opt/skip/x"]; ok {
-		t.Error("excluded --file added")
-	}
-	if got.headers["usr/bin/python3"].Linkname != "python3.13" {
-		t.Errorf("symlink target %q", got.headers["usr/bin/python3"].Linkname)
-	}
-}
-
 func TestDeterministicAndLastWins(t *testing.T) {
-	dir := t.TempDir()
-	src := filepath.Join(dir, "app")
-	if err := os.WriteFile(src, []byte("v2"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	manifest := filepath.Join(dir, "manifest")
-	if err := os.WriteFile(manifest, []byte("app/b.py\t"+src+"\n\napp/a.py\t"+src+"\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
 	build := func(modTime time.Time) []byte {
 		b := New(nil)
 		b.ModTime = modTime
-		if err := b.AddTar(bytes.NewReader(tarOf(t, tar.Header{Typeflag: tar.TypeReg, Name: "app", Mode: 0o644}))); err != nil {
-			t.Fatal(err)
-		}
-		if err := b.AddFile("/app", src, 0, 0, 0); err != nil {
-			t.Fatal(err)
-		}
-		f, err := os.Open(manifest)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer f.Close()
-		if err := b.AddManifest(f); err != nil {
-			t.Fatal(err)
+		for _, in := range [][]byte{
+			tarOf(t, tar.Header{Typeflag: tar.TypeReg, Name: "./app", Mode: 0o644}, tar.Header{Typeflag: tar.TypeReg, Name: "./b", Mode: 0o644}),
+			tarOf(t, tar.Header{Typeflag: tar.TypeReg, Name: "./a", Mode: 0o644}, tar.Header{Typeflag: tar.TypeReg, Name: "app", Mode: 0o755}),
+		} {
+			if err := b.AddTar(bytes.NewReader(in)); err != nil {
+				t.Fatal(err)
+			}
 		}
 		var buf bytes.Buffer
 		if err := b.Write(&buf); err != nil {
@@ -323,49 +244,14 @@ func TestDeterministicAndLastWins(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := list(t, b)
-	if h := got.headers["app"]; h == nil || h.Mode != 0o755 || h.Size != 2 {
-		t.Errorf("the later --file did not replace the tar's entry: %+v", h)
+	if strings.Join(got.order, " ") != "a app b" {
+		t.Errorf("entries %q, want a app b", got.order)
 	}
-	if h := got.headers["app/a.py"]; h == nil || h.Mode != 0o755 {
-		t.Errorf("manifest file: %+v", h)
+	if h := got.headers["app"]; h == nil || h.Mode != 0o755 || got.data["app"] != "content of app" {
+		t.Errorf("the later tar did not replace the earlier one's app: %+v", h)
 	}
 	tr := tar.NewReader(bytes.NewReader(build(time.Unix(1700000000, 0))))
 	if h, err := tr.Next(); err != nil || h.ModTime.Unix() != 1700000000 {
 		t.Errorf("ModTime not used: %+v, %v", h, err)
-	}
-}
-
-func TestAddManifestErrors(t *testing.T) {
-	for name, text := range map[string]string{
-		"no tab":         "no-tab-here\n",
-		"missing source": "app/x\t/nonexistent/file\n",
-		"empty dst":      "\t/etc/hostname\n",
-	} {
-		if err := New(nil).AddManifest(strings.NewReader(text)); err == nil {
-			t.Errorf("%s: want an error", name)
-		}
-	}
-}
-
-func TestParse(t *testing.T) {
-	for _, tc := range []struct {
-		in   string
-		want int64
-		ok   bool
-	}{{"0755", 0o755, true}, {"644", 0o644, true}, {"4755", 0o4755, true}, {"9", 0, false}, {"", 0, false}, {"17777", 0, false}} {
-		got, err := ParseMode(tc.in)
-		if (err == nil) != tc.ok || got != tc.want {
-			t.Errorf("ParseMode(%q) = %o, %v", tc.in, got, err)
-		}
-	}
-	for _, tc := range []struct {
-		in       string
-		uid, gid int
-		ok       bool
-	}{{"1001:1001", 1001, 1001, true}, {"0:0", 0, 0, true}, {"1000", 0, 0, false}, {"a:b", 0, 0, false}, {"-1:0", 0, 0, false}} {
-		uid, gid, err := ParseOwner(tc.in)
-		if (err == nil) != tc.ok || uid != tc.uid || gid != tc.gid {
-			t.Errorf("ParseOwner(%q) = %d, %d, %v", tc.in, uid, gid, err)
-		}
 	}
 }
