@@ -4,10 +4,13 @@ kube-controller-manager and kube-scheduler on loopback, kwok for nodes.
 What it requires of the rendered, digest-pinned prod overlay (what CD commits):
 - the API server accepts it, server-side applied, into its namespace, which enforces the
   PodSecurity "restricted" standard;
-- every Deployment rolls out: all replicas Running and Ready on kwok's nodes;
+- every Deployment rolls out: all replicas Running and Ready on kwok's nodes, the Go service's
+  count set by its HPA (the manifests leave `replicas` to it);
 - the HPA, the PodDisruptionBudgets (processed by the disruption controller) and the
   NetworkPolicies are accepted;
 - a rolling update of the Go service to a new image digest completes;
+- a sync (the render applied again, forcing conflicts as Argo CD's server-side apply does) keeps
+  the count the HPA chose;
 - a pod that breaks the restricted standard is refused by the real PodSecurity admission.
 
 kwok plays the kubelet: it marks pods Running and Ready without running them (no image is pulled;
@@ -316,6 +319,8 @@ class ControlPlane:
             "10.244.0.0/16",
             "--service-cluster-ip-range",
             "10.0.0.0/24",
+            # The HPA acts within a second (default 15 s): the Go Deployment's count is its.
+            "--horizontal-pod-autoscaler-sync-period=1s",
         )
         self._start(
             "kube-scheduler",
@@ -412,13 +417,14 @@ class ControlPlane:
     def kubectl(self, *args: str, timeout: float = STEP_TIMEOUT_S) -> str:
         return run(self.kubectl_bin, "--kubeconfig", str(self.admin), *args, timeout=timeout)
 
-    def apply_rendered(self) -> None:
+    def apply_rendered(self, *flags: str) -> None:
         """Server-side applies the rendered prod overlay (idempotent)."""
         self.kubectl(
             "apply",
             "--server-side",
             "--field-manager",
             "control-plane-test",
+            *flags,
             "-f",
             str(self.rendered),
         )
@@ -494,6 +500,15 @@ def test_prod_overlay_rolls_out_and_updates_under_restricted(cp: ControlPlane) -
     labels = cp.get("namespace", NAMESPACE)["metadata"]["labels"]
     assert labels["pod-security.kubernetes.io/enforce"] == "restricted"
 
+    # The Go Deployment names no count: the HPA raises it to its minimum.
+    hpa = cp.get("-n", NAMESPACE, "horizontalpodautoscaler", "go-service")
+    wait_for(
+        "the HPA's count on the Go Deployment",
+        lambda: (
+            cp.get("-n", NAMESPACE, "deployment", "go-service")["spec"]["replicas"]
+            == hpa["spec"]["minReplicas"]
+        ),
+    )
     deployments = {
         d["metadata"]["name"]: d for d in cp.get("-n", NAMESPACE, "deployments")["items"]
     }
@@ -531,10 +546,17 @@ def test_prod_overlay_rolls_out_and_updates_under_restricted(cp: ControlPlane) -
             for pdb in cp.get("-n", NAMESPACE, "poddisruptionbudgets")["items"]
         ),
     )
-    hpa = cp.get("-n", NAMESPACE, "horizontalpodautoscaler", "go-service")
     assert hpa["spec"]["scaleTargetRef"]["name"] == "go-service"
     policies = {p["metadata"]["name"] for p in cp.get("-n", NAMESPACE, "networkpolicies")["items"]}
-    assert policies == {"default-deny-ingress", "nginx", "apps", "redis"}
+    assert policies == {
+        "default-deny",
+        "dns",
+        "nginx",
+        "apps",
+        "redis",
+        "prometheus",
+        "alertmanager",
+    }
 
     # A new build: the same repository at another digest, rolled out replica by replica.
     start = time.monotonic()
@@ -562,3 +584,30 @@ def test_prod_overlay_rolls_out_and_updates_under_restricted(cp: ControlPlane) -
     )["items"]
     assert sorted(rs["spec"]["replicas"] for rs in replica_sets) == [0, 3]
     TIMINGS["rolling update to a new digest"] = time.monotonic() - start
+
+
+def test_a_sync_keeps_the_hpas_count(cp: ControlPlane) -> None:
+    # A spike: the HPA takes the Go Deployment above the manifests' count (its minimum raised
+    # stands in for the CPU metrics there are none of here).
+    cp.kubectl(
+        "-n",
+        NAMESPACE,
+        "patch",
+        "horizontalpodautoscaler",
+        "go-service",
+        "--type=merge",
+        "--patch",
+        '{"spec": {"minReplicas": 5}}',
+    )
+    wait_for(
+        "the HPA scaling the Go Deployment to 5",
+        lambda: cp.get("-n", NAMESPACE, "deployment", "go-service")["spec"]["replicas"] == 5,
+    )
+    # Argo CD's self-heal: the render applied again, conflicts forced. The HPA's minimum goes back
+    # to the render's; the Deployment's count must stay the HPA's (a `replicas` in the render
+    # would set it here, at once).
+    cp.apply_rendered("--force-conflicts")
+    assert (
+        cp.get("-n", NAMESPACE, "horizontalpodautoscaler", "go-service")["spec"]["minReplicas"] == 3
+    )
+    assert cp.get("-n", NAMESPACE, "deployment", "go-service")["spec"]["replicas"] == 5
