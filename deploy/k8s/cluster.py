@@ -345,12 +345,15 @@ class ControlPlane:
     def log(self, name: str) -> str:
         return (self.workdir / f"{name}.log").read_text(errors="replace")
 
-    def down(self) -> None:
-        """Stops every component, newest first; shows the end of the log of any that died."""
-        failed = []
-        for name, proc in reversed(self.procs):
-            if proc.poll() is not None:
-                failed.append(name)
+    def exited(self) -> list[str]:
+        """The components that are no longer running."""
+        return [name for name, proc in self.procs if proc.poll() is not None]
+
+    def down(self, exited: list[str] | None = None) -> None:
+        """Stops every component, newest first; shows the end of the log of any that had exited
+        (`exited`, when the caller ended them all itself: what exited before it did)."""
+        failed = self.exited() if exited is None else exited
+        for _name, proc in reversed(self.procs):
             proc.terminate()
         for _name, proc in self.procs:
             try:

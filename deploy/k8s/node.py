@@ -39,9 +39,11 @@ NODE_CIDR = f"{NODE_IP}/24"
 GATEWAY = "192.168.240.1"  # held by nothing: the default route's next hop
 POD_CIDR = "10.244.0.0/24"
 DNS_IP = "10.0.0.10"  # the kube-dns Service's ClusterIP (kubelet's clusterDNS)
-# Host-wide sysctls kubelet writes at start (no setting skips it): restored by down().
-KERNEL_FLAGS = ("vm/overcommit_memory", "kernel/panic", "kernel/panic_on_oops")
+# Host-wide sysctls kubelet writes once, at start, and the values it writes (no setting skips it;
+# protectKernelDefaults only makes it refuse to start): restored as soon as it has written them.
+KERNEL_FLAGS = {"vm/overcommit_memory": "1", "kernel/panic": "10", "kernel/panic_on_oops": "1"}
 CGROUP = Path("/sys/fs/cgroup")
+CGROUP_PREFIX = "cache-platform-node-"
 NODE_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
@@ -104,7 +106,9 @@ class Node:
         self.sandbox = sandbox
         self.lock_path = lock_path
         # Unique per run: two node tests' kubelets never share cgroups.
-        self.cgroup_root = f"cache-platform-node-{os.getpid()}"
+        self.cgroup_root = f"{CGROUP_PREFIX}{os.getpid()}"
+        # The sysctls' values before kubelet ran, while a run has them changed.
+        self.flags_file = lock_path.with_suffix(".kernel-flags.json")
         self.kernel_flags: dict[str, str] = {}
         self.lock: MachineLock | None = None
         self.ns: subprocess.Popen[bytes] | None = None
@@ -125,7 +129,9 @@ class Node:
     def _bring_up(self) -> None:
         start = time.monotonic()
         self.lock = MachineLock(self.lock_path, timeout_s=1800)
+        self._clean_up_after_a_killed_run()
         self.kernel_flags = {f: (Path("/proc/sys") / f).read_text() for f in KERNEL_FLAGS}
+        self.flags_file.write_text(json.dumps(self.kernel_flags))
         self._make_cgroup_root()
         state, rootfs = self.workdir / "state", self.workdir / "rootfs"
         state.mkdir(exist_ok=True)
@@ -178,6 +184,16 @@ class Node:
         self._start_containerd(state)
         TIMINGS["containerd up, images imported"] = time.monotonic() - start
         self._start_kubelet(state)
+        # kubelet sets them once, at start: once it has, the host gets its own values back (not
+        # panicking on an oops) for the rest of the test.
+        wait_for(
+            "kubelet's kernel flags",
+            lambda: all(
+                (Path("/proc/sys") / flag).read_text().strip() == value
+                for flag, value in KERNEL_FLAGS.items()
+            ),
+        )
+        self.restore_kernel_flags()
         self._start_kube_proxy(state)
         self._start_dns(state)
         TIMINGS["node Ready, kube-proxy and DNS up (bring-up)"] = time.monotonic() - start
@@ -552,47 +568,70 @@ state = '{state}/containerd/state'
     # --- tear-down ---------------------------------------------------------------------------
 
     def down(self) -> None:
+        """Kills the namespaces first (one SIGKILL ends every process in them at once), then
+        undoes what stays on the host. Fast on purpose: a test stopped by Bazel's timeout gets a
+        few seconds between SIGTERM and SIGKILL."""
         if self._net is not None:
             self._net.shutdown(wait=False, cancel_futures=True)
-        if hasattr(self, "cp"):
-            self.cp.down()
+        exited = self.cp.exited() if hasattr(self, "cp") else []
         if self.ns is not None and self.ns.poll() is None:
             # --kill-child: unshare's child (PID 1) dies with it, and the kernel kills every
             # process of the PID namespace (shims and containers included).
             self.ns.send_signal(signal.SIGKILL)
             self.ns.wait()
-        self._remove_cgroups()
-        for flag, value in self.kernel_flags.items():
-            (Path("/proc/sys") / flag).write_text(value)
+        self.restore_kernel_flags()
+        if hasattr(self, "cp"):
+            self.cp.down(exited)
+        remove_cgroups(self.cgroup_root)
         if self.lock is not None:
             self.lock.release()
 
-    def _remove_cgroups(self) -> None:
-        """Removes the cgroup tree under cgroupRoot in every hierarchy, deepest first, once the
-        killed processes have left it."""
+    def restore_kernel_flags(self) -> None:
+        """Puts back the host-wide sysctls kubelet changed (it sets them once, at start)."""
+        for flag, value in self.kernel_flags.items():
+            (Path("/proc/sys") / flag).write_text(value)
+        self.flags_file.unlink(missing_ok=True)
 
-        def remove() -> bool:
-            left = []
-            for hierarchy in CGROUP.iterdir():
-                mine = hierarchy / self.cgroup_root
-                if not mine.is_dir():
-                    continue
-                for d in sorted(
-                    (p for p in mine.rglob("*") if p.is_dir()),
-                    key=lambda p: len(p.parts),
-                    reverse=True,
-                ):
-                    try:
-                        d.rmdir()
-                    except OSError:
-                        left.append(d)
+    def _clean_up_after_a_killed_run(self) -> None:
+        """A run killed outright (SIGKILL: no down()) left the sysctls it recorded and its cgroups
+        behind; under the lock, before recording anything, put them right."""
+        if self.flags_file.exists():
+            for flag, value in json.loads(self.flags_file.read_text()).items():
+                (Path("/proc/sys") / flag).write_text(value)
+            self.flags_file.unlink()
+        stale = {
+            d.name for h in CGROUP.iterdir() for d in h.glob(f"{CGROUP_PREFIX}*") if d.is_dir()
+        }
+        for name in stale:
+            remove_cgroups(name)
+
+
+def remove_cgroups(cgroup_root: str) -> None:
+    """Removes the cgroup tree under cgroup_root in every hierarchy, deepest first, once the
+    killed processes have left it."""
+
+    def remove() -> bool:
+        left = []
+        for hierarchy in CGROUP.iterdir():
+            mine = hierarchy / cgroup_root
+            if not mine.is_dir():
+                continue
+            for d in sorted(
+                (p for p in mine.rglob("*") if p.is_dir()),
+                key=lambda p: len(p.parts),
+                reverse=True,
+            ):
                 try:
-                    mine.rmdir()
+                    d.rmdir()
                 except OSError:
-                    left.append(mine)
-            return not left
+                    left.append(d)
+            try:
+                mine.rmdir()
+            except OSError:
+                left.append(mine)
+        return not left
 
-        wait_for(f"the node's cgroups (/{self.cgroup_root}) removed", remove, timeout=60)
+    wait_for(f"the node's cgroups (/{cgroup_root}) removed", remove, timeout=60)
 
 
 class Enforcer:

@@ -11,8 +11,8 @@ a 2-CPU machine, nothing else changed), server-side applied. What it requires:
   Nginx's cache answering the second /python/time (X-Cache-Status: HIT);
 - Prometheus scraping every annotated pod, found through the API server, and an alert (a target
   that does not answer: ServiceDown) reaching Alertmanager and its receiver;
-- a rolling update of the Go and Python Deployments to new digests, and the deletion of a Go and a
-  Python pod, each under steady load through the Nginx Service: no request failed;
+- a rolling update of the Go and Python Deployments to new digests, and the deletion of a Go, a
+  Python and an Nginx pod, each under steady load through the Nginx Service: no request failed;
 - a NetworkPolicy enforced by kube-network-policies; where the kernel cannot (no nft queue
   support), the test says so with the enforcer's own error.
 
@@ -397,13 +397,16 @@ def test_a_rolling_update_loses_no_request(node: Node) -> None:
 
 
 def test_deleting_a_pod_loses_no_request(node: Node) -> None:
-    victims = {pods(node, app)[0]["metadata"]["name"] for app in ("go-service", "py-service")}
+    # One pod of each serving tier, Nginx's too: the load's own connections end on one of them,
+    # so its stop signal must be Nginx's graceful one (the image's SIGQUIT).
+    tiers = ("go-service", "py-service", "nginx")
+    victims = {pods(node, app)[0]["metadata"]["name"] for app in tiers}
     load = Load(node, "pod deletion")
     try:
         time.sleep(3)
         node.cp.kubectl("-n", NAMESPACE, "delete", "pod", *victims, "--wait=false")
         wait_for("the deleted pods gone", lambda: gone(node, victims), timeout=ROLLOUT_TIMEOUT_S)
-        for app in ("go-service", "py-service"):
+        for app in tiers:
             rollout(node, app)
         time.sleep(2)
     finally:
