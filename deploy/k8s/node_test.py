@@ -397,8 +397,8 @@ def test_a_rolling_update_loses_no_request(node: Node) -> None:
 
 
 def test_deleting_a_pod_loses_no_request(node: Node) -> None:
-    # One pod of each serving tier, Nginx's too: the load's own connections end on one of them,
-    # so its stop signal must be Nginx's graceful one (the image's SIGQUIT).
+    # One pod of each serving tier, Nginx's too: the load's own keep-alive connections end on
+    # one of them.
     tiers = ("go-service", "py-service", "nginx")
     victims = {pods(node, app)[0]["metadata"]["name"] for app in tiers}
     load = Load(node, "pod deletion")
