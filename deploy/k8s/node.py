@@ -6,8 +6,9 @@ with Debian's CNI plugins (bridge, host-local, loopback, portmap), a kubelet, ku
 iptables mode, and CoreDNS as a process behind the `kube-dns` Service. Images are imported into
 containerd from the Bazel-built OCI layouts under the names the digest-pinned render gives them,
 so the node pulls nothing. Killing the namespace's PID 1 ends it all; what stays on the host is
-undone by down(): the cgroups kubelet made under its own cgroupRoot, and the three host-wide
-sysctls kubelet sets at start (recorded before, restored after).
+undone: the three host-wide sysctls kubelet sets at start (recorded before, restored as soon as it
+has set them) and the cgroups kubelet made under its own cgroupRoot (removed by down(); a killed
+run's by the next run).
 
 The recipes and their caveats (why pivot_root, why restrict_oom_score_adj, failCgroupV1):
 deploy/README.md, "Kubernetes", "A real node in the test".
