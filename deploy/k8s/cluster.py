@@ -51,6 +51,24 @@ def wait_for(what: str, check: Callable[[], Any], timeout: float = STEP_TIMEOUT_
     )
 
 
+def render(overlay: str, pins: list[str], registry: str, out: Path) -> None:
+    """render.sh of an overlay into out, every image pinned (NAME=DIGEST_FILE pairs) as
+    REGISTRY/cache-platform/NAME@DIGEST; the tools from the BUILD file's environment."""
+    env = os.environ
+    run(
+        env["RENDER_SH"],
+        env["GO_TOOLS_SH"],
+        env["TOOLS_GO_MOD"],
+        env["TOOLS_GO_SUM"],
+        overlay,
+        *pins,
+        "--out",
+        str(out),
+        env={**env, "OCI_REGISTRY": registry},
+        timeout=1800,
+    )
+
+
 def go_tools(go_tools_sh: str, go_mod: str, go_sum: str) -> Path:
     """The directory go_tools.sh built a module's tools into (bin/NAME); cold, a build."""
     return Path(run(go_tools_sh, go_mod, go_sum, timeout=3600).strip())

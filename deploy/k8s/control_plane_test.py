@@ -36,7 +36,7 @@ from pathlib import Path
 
 import pytest
 
-from deploy.k8s.cluster import TIMINGS, ControlPlane, env_list, go_tools, run, wait_for
+from deploy.k8s.cluster import TIMINGS, ControlPlane, env_list, go_tools, render, run, wait_for
 from tools.testing.python.support import free_port
 
 NAMESPACE = "cache-platform"
@@ -118,18 +118,7 @@ def cluster() -> Iterator[Cluster]:
         bins = go_tools(env["GO_TOOLS_SH"], env["CP_GO_MOD"], env["CP_GO_SUM"])
         TIMINGS["binaries (go_tools.sh; cold: a build)"] = time.monotonic() - start
         rendered = tmp / "prod.yaml"
-        run(
-            env["RENDER_SH"],
-            env["GO_TOOLS_SH"],
-            env["TOOLS_GO_MOD"],
-            env["TOOLS_GO_SUM"],
-            env["PROD_OVERLAY"],
-            *pins,
-            "--out",
-            str(rendered),
-            env={**env, "OCI_REGISTRY": REGISTRY},
-            timeout=1800,
-        )
+        render(env["PROD_OVERLAY"], pins, REGISTRY, rendered)
         etcd = run(
             env["TOOL_FROM_TARS_SH"], str(tmp / "etcd-bin"), "usr/bin/etcd", *env_list("ETCD_TARS")
         ).strip()

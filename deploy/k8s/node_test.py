@@ -40,7 +40,15 @@ from typing import Any
 
 import pytest
 
-from deploy.k8s.cluster import STEP_TIMEOUT_S, TIMINGS, env_list, go_tools, run, wait_for
+from deploy.k8s.cluster import (
+    STEP_TIMEOUT_S,
+    TIMINGS,
+    env_list,
+    go_tools,
+    render,
+    run,
+    wait_for,
+)
 from deploy.k8s.node import NODE_NAME, Binaries, Image, Node
 from tools.testing.python.support import http_request
 
@@ -88,18 +96,7 @@ def node() -> Iterator[Node]:
     sandbox_digest = Path(digest_file).read_text().strip()
     sandbox = Image(Path(layout), f"{REGISTRY}/cache-platform/sandbox@{sandbox_digest}")
     rendered = rendered_manifests(workdir)
-    run(
-        env["RENDER_SH"],
-        env["GO_TOOLS_SH"],
-        env["TOOLS_GO_MOD"],
-        env["TOOLS_GO_SUM"],
-        env["OVERLAY"],
-        *pins,
-        "--out",
-        str(rendered),
-        env={**env, "OCI_REGISTRY": REGISTRY},
-        timeout=1800,
-    )
+    render(env["OVERLAY"], pins, REGISTRY, rendered)
     lock = Path(env.get("CACHE_PLATFORM_CACHE_DIR", "/tmp")) / "output" / "k8s-node-test.lock"
     the_node = Node(workdir, bins, env["NODE_ROOT_SH"], images, sandbox, lock)
     the_node.up()
