@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Builds, once per machine, the `tool` packages of a Go module of deploy/k8s and prints the directory
 # holding them (bin/NAME). deploy/k8s/controlplane: kube-apiserver, kube-controller-manager,
-# kube-scheduler, kubectl and kwok (plus kwok-stages.yaml, kwok's own Stage configs); deploy/k8s/tools:
-# kustomize and kubeconform.
+# kube-scheduler, kubectl, kubelet, kube-proxy and kwok (plus kwok-stages.yaml, kwok's own Stage
+# configs); deploy/k8s/addons: coredns and kube-network-policies; deploy/k8s/tools: kustomize and
+# kubeconform.
 #
 #   go_tools.sh GO_MOD GO_SUM
 #
@@ -60,6 +61,13 @@ rm -rf "$out.tmp" && mkdir -p "$out.tmp/bin"
 echo "go_tools.sh: building the tools of $go_mod with $go_version into $out (once per machine)" >&2
 start=$SECONDS
 go build -trimpath -ldflags "$ldflags" -o "$out.tmp/bin/" tool
+# go build names a binary after its package's last element: a tool package named cmd
+# (sigs.k8s.io/kube-network-policies/cmd) is named after its parent instead.
+for pkg in $(go list tool); do
+  [[ "$pkg" == */cmd ]] || continue
+  parent="${pkg%/cmd}"
+  mv "$out.tmp/bin/cmd" "$out.tmp/bin/${parent##*/}"
+done
 if kwok="$(go list -m -f '{{.Dir}}' sigs.k8s.io/kwok 2>/dev/null)"; then
   # kwok does nothing without Stage configs; its module ships the standard ones (nodes become
   # Ready and keep a Lease; pods become Ready, complete and are deleted).

@@ -136,7 +136,14 @@ def push(
 
 
 def test_every_image_the_manifests_run_is_pushed() -> None:
-    assert {i.name for i in IMAGES} == {"go-service", "nginx", "prometheus", "py-service", "redis"}
+    assert {i.name for i in IMAGES} == {
+        "alertmanager",
+        "go-service",
+        "nginx",
+        "prometheus",
+        "py-service",
+        "redis",
+    }
 
 
 @pytest.mark.parametrize("image", IMAGES, ids=lambda image: image.name)

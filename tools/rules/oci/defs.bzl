@@ -55,6 +55,8 @@ def _oci_image_impl(ctx):
         args.add("--user", ctx.attr.user)
     if ctx.attr.workdir:
         args.add("--workdir", ctx.attr.workdir)
+    if ctx.attr.stop_signal:
+        args.add("--stop-signal", ctx.attr.stop_signal)
     ctx.actions.run(
         executable = ctx.executable._ocitool,
         arguments = [args],
@@ -80,6 +82,7 @@ oci_image = rule(
         "exposed_ports": attr.string_list(doc = "Like \"8080/tcp\"."),
         "labels": attr.string_dict(),
         "healthcheck": attr.string_list(doc = "Docker HEALTHCHECK test, e.g. [\"CMD\", \"/usr/local/bin/probe\", \"http://127.0.0.1:8080/healthz\"]."),
+        "stop_signal": attr.string(doc = "The signal that stops the container (Docker, Kubernetes' containerd), like \"SIGQUIT\"; none: SIGTERM."),
         "_ocitool": attr.label(default = _OCITOOL, executable = True, cfg = "exec"),
         "_linux": attr.label(default = "@platforms//os:linux"),
         "_x86_64": attr.label(default = "@platforms//cpu:x86_64"),

@@ -5,7 +5,7 @@
 //	ocitool image --out DIR [--base DIR] [--layer L.tar]... [--entrypoint JSON] [--cmd JSON]
 //	              [--env K=V]... [--user U] [--workdir W] [--exposed-port P]... [--label K=V]...
 //	              [--healthcheck JSON] [--healthcheck-interval D] [--healthcheck-timeout D]
-//	              [--healthcheck-start-period D] [--healthcheck-retries N]
+//	              [--healthcheck-start-period D] [--healthcheck-retries N] [--stop-signal SIG]
 //	              [--created RFC3339] [--os OS] [--arch ARCH]
 //	ocitool docker-archive --image DIR --tag REPO:TAG [--tag REPO:TAG]... --out T.tar
 //	ocitool inspect --image DIR     (JSON: config, sizes, every layer's files)
@@ -188,6 +188,7 @@ func imageCmd(args []string, stdout, stderr io.Writer) error {
 	fs.Var(&labels, "label", "K=V (repeatable)")
 	fs.StringVar(&spec.User, "user", "", "user[:group]")
 	fs.StringVar(&spec.Workdir, "workdir", "", "working directory")
+	fs.StringVar(&spec.StopSignal, "stop-signal", "", "the signal that stops the container, like SIGQUIT (default: the base's, else SIGTERM)")
 	fs.StringVar(&spec.OS, "os", "linux", "image OS")
 	fs.StringVar(&spec.Arch, "arch", "amd64", "image architecture")
 	fs.DurationVar(&spec.HealthInterval, "healthcheck-interval", 10*time.Second, "healthcheck interval")
@@ -214,6 +215,9 @@ func imageCmd(args []string, stdout, stderr io.Writer) error {
 		if k, _, ok := strings.Cut(kv, "="); !ok || k == "" {
 			return usageError("--env %q: want K=V", kv)
 		}
+	}
+	if spec.StopSignal != "" && !validSignal(spec.StopSignal) {
+		return usageError("--stop-signal %q: want a signal name like SIGQUIT", spec.StopSignal)
 	}
 	for _, p := range ports {
 		if num, proto, _ := strings.Cut(p, "/"); !validPort(num) || (proto != "" && proto != "tcp" && proto != "udp" && proto != "sctp") {
@@ -256,6 +260,16 @@ func imageCmd(args []string, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprintln(stdout, digest)
 	return nil
+}
+
+// validSignal reports whether s names a signal a server is commonly stopped with: a typo here
+// would only show when the runtime fails to stop the container.
+func validSignal(s string) bool {
+	switch s {
+	case "SIGTERM", "SIGQUIT", "SIGINT", "SIGHUP", "SIGUSR1", "SIGUSR2", "SIGWINCH", "SIGKILL":
+		return true
+	}
+	return false
 }
 
 func validPort(s string) bool {

@@ -119,7 +119,8 @@ func TestMainFlow(t *testing.T) {
 		digest := ocitool(t, "image", "--out", imgDir, "--base", baseDir, "--layer", appLayer,
 			"--entrypoint", `["/app/server"]`, "--cmd", `["--port","8080"]`, "--env", "PATH=/app:/usr/bin:/bin",
 			"--env", "PYTHONPATH=/app/site-packages", "--workdir", "/app", "--exposed-port", "8080/tcp",
-			"--label", "org.opencontainers.image.title=server", "--healthcheck", `["CMD","/app/server","-probe"]`)
+			"--label", "org.opencontainers.image.title=server", "--healthcheck", `["CMD","/app/server","-probe"]`,
+			"--stop-signal", "SIGQUIT")
 		if got := ocitool(t, "digest", "--image", imgDir); got != digest {
 			t.Errorf("digest prints %q, image printed %q", got, digest)
 		}
@@ -160,6 +161,7 @@ func TestMainFlow(t *testing.T) {
 		{"port", len(c.ExposedPorts) == 1},
 		{"labels merged", c.Labels["org.opencontainers.image.vendor"] == "cache-platform" && c.Labels["org.opencontainers.image.title"] == "server"},
 		{"healthcheck", c.Healthcheck != nil && slices.Equal(c.Healthcheck.Test, []string{"CMD", "/app/server", "-probe"})},
+		{"stop signal", c.StopSignal == "SIGQUIT"},
 		{"created", report.Created == "1970-01-01T00:00:00Z"},
 	} {
 		if !check.ok {
@@ -266,6 +268,7 @@ func TestErrors(t *testing.T) {
 		{[]string{"image", "--out", filepath.Join(dir, "i"), "--healthcheck", "[]"}, 2, "JSON array"},
 		{[]string{"image", "--out", filepath.Join(dir, "i"), "--env", "NOVALUE"}, 2, "K=V"},
 		{[]string{"image", "--out", filepath.Join(dir, "i"), "--exposed-port", "http"}, 2, "PORT"},
+		{[]string{"image", "--out", filepath.Join(dir, "i"), "--stop-signal", "QUIT"}, 2, "--stop-signal"},
 		{[]string{"image", "--out", filepath.Join(dir, "i"), "--created", "yesterday"}, 2, "RFC 3339"},
 		{[]string{"image", "--out", filepath.Join(dir, "i"), "--base", dir}, 1, "--base"},
 		{[]string{"image", "--out", dir}, 1, "not an OCI image layout"},

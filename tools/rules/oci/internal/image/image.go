@@ -41,6 +41,9 @@ type Spec struct {
 	ExposedPorts []string
 	Labels       map[string]string
 	Healthcheck  []string // Docker HEALTHCHECK test; without a leading CMD, CMD-SHELL or NONE, CMD is assumed
+	// StopSignal is what the runtime sends to stop the container (Docker, containerd's CRI for
+	// Kubernetes); empty: the base's, else SIGTERM.
+	StopSignal string
 	// Healthcheck timing; zero values: every 10s, timeout 3s, no start period, 3 retries.
 	HealthInterval, HealthTimeout, HealthStartPeriod time.Duration
 	HealthRetries                                    int
@@ -107,6 +110,9 @@ func Build(base v1.Image, spec Spec) (v1.Image, error) {
 	}
 	if spec.Workdir != "" {
 		c.WorkingDir = spec.Workdir
+	}
+	if spec.StopSignal != "" {
+		c.StopSignal = spec.StopSignal
 	}
 	for _, port := range spec.ExposedPorts {
 		if c.ExposedPorts == nil {
@@ -341,7 +347,7 @@ type File struct {
 }
 
 // Report is what Inspect tells about an image. Config keeps the image config's own key names
-// (Entrypoint, Cmd, Env, User, WorkingDir, ExposedPorts, Labels, Healthcheck).
+// (Entrypoint, Cmd, Env, User, WorkingDir, ExposedPorts, Labels, Healthcheck, StopSignal).
 type Report struct {
 	Digest           string        `json:"digest"`
 	ConfigDigest     string        `json:"config_digest"`
