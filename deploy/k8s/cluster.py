@@ -51,9 +51,10 @@ def wait_for(what: str, check: Callable[[], Any], timeout: float = STEP_TIMEOUT_
     )
 
 
-def render(overlay: str, pins: list[str], registry: str, out: Path) -> None:
+def render(overlay: str, pins: list[str], registry: str, out: Path, secrets_out: Path) -> None:
     """render.sh of an overlay into out, every image pinned (NAME=DIGEST_FILE pairs) as
-    REGISTRY/cache-platform/NAME@DIGEST; the tools from the BUILD file's environment."""
+    REGISTRY/cache-platform/NAME@DIGEST, and the Secrets it names (generated) into secrets_out;
+    the tools from the BUILD file's environment."""
     env = os.environ
     run(
         env["RENDER_SH"],
@@ -64,6 +65,8 @@ def render(overlay: str, pins: list[str], registry: str, out: Path) -> None:
         *pins,
         "--out",
         str(out),
+        "--secrets-out",
+        str(secrets_out),
         env={**env, "OCI_REGISTRY": registry},
         timeout=1800,
     )
@@ -412,17 +415,10 @@ class ControlPlane:
     def get(self, *args: str) -> dict[str, Any]:
         return json.loads(self.kubectl("get", "-o", "json", *args))
 
-    def apply(self, manifests: Path, *flags: str) -> None:
-        """Server-side applies manifests (idempotent) as the tests' field manager."""
-        self.kubectl(
-            "apply",
-            "--server-side",
-            "--field-manager",
-            "cache-platform-test",
-            *flags,
-            "-f",
-            str(manifests),
-        )
+    def apply(self, *manifests: Path, flags: tuple[str, ...] = ()) -> None:
+        """Server-side applies manifests, in order (idempotent), as the tests' field manager."""
+        files = [arg for m in manifests for arg in ("-f", str(m))]
+        self.kubectl("apply", "--server-side", "--field-manager", "cache-platform-test", *flags, *files)
 
 
 def env_list(name: str) -> list[str]:

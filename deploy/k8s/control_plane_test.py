@@ -47,13 +47,15 @@ NODES = ("kwok-node-0", "kwok-node-1", "kwok-node-2")
 class Cluster:
     """The control plane, kwok's nodes, and the rendered prod overlay."""
 
-    def __init__(self, cp: ControlPlane, rendered: Path, pins: dict[str, str]) -> None:
+    def __init__(self, cp: ControlPlane, rendered: Path, secrets: Path, pins: dict[str, str]) -> None:
         self.cp = cp
         self.rendered = rendered
+        self.secrets = secrets
         self.pins = pins
 
     def apply_rendered(self, *flags: str) -> None:
-        self.cp.apply(self.rendered, *flags)
+        """As deploy/README.md says: the manifests (the namespace first), then their Secrets."""
+        self.cp.apply(self.rendered, self.secrets, flags=flags)
 
 
 def start_kwok_nodes(cp: ControlPlane) -> None:
@@ -117,8 +119,8 @@ def cluster() -> Iterator[Cluster]:
         start = time.monotonic()
         bins = go_tools(env["GO_TOOLS_SH"], env["CP_GO_MOD"], env["CP_GO_SUM"])
         TIMINGS["binaries (go_tools.sh; cold: a build)"] = time.monotonic() - start
-        rendered = tmp / "prod.yaml"
-        render(env["PROD_OVERLAY"], pins, REGISTRY, rendered)
+        rendered, secrets = tmp / "prod.yaml", tmp / "secrets.yaml"
+        render(env["PROD_OVERLAY"], pins, REGISTRY, rendered, secrets)
         etcd = run(
             env["TOOL_FROM_TARS_SH"], str(tmp / "etcd-bin"), "usr/bin/etcd", *env_list("ETCD_TARS")
         ).strip()
@@ -128,7 +130,7 @@ def cluster() -> Iterator[Cluster]:
         try:
             start_kwok_nodes(cp)
             TIMINGS["control plane up, nodes Ready (bring-up)"] = time.monotonic() - up
-            yield Cluster(cp, rendered, dict(p.split("=", 1) for p in pins))
+            yield Cluster(cp, rendered, secrets, dict(p.split("=", 1) for p in pins))
         finally:
             cp.down()
 

@@ -95,8 +95,7 @@ def node() -> Iterator[Node]:
     layout, digest_file = env["SANDBOX"].split("=")
     sandbox_digest = Path(digest_file).read_text().strip()
     sandbox = Image(Path(layout), f"{REGISTRY}/cache-platform/sandbox@{sandbox_digest}")
-    rendered = rendered_manifests(workdir)
-    render(env["OVERLAY"], pins, REGISTRY, rendered)
+    render(env["OVERLAY"], pins, REGISTRY, *rendered_manifests(workdir))
     lock = Path(env.get("CACHE_PLATFORM_CACHE_DIR", "/tmp")) / "output" / "k8s-node-test.lock"
     the_node = Node(workdir, bins, env["NODE_ROOT_SH"], images, sandbox, lock)
     the_node.up()
@@ -108,9 +107,9 @@ def node() -> Iterator[Node]:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-def rendered_manifests(workdir: Path) -> Path:
-    """Where the fixture renders the overlay, pinned."""
-    return workdir / "state" / "rendered.yaml"
+def rendered_manifests(workdir: Path) -> tuple[Path, Path]:
+    """Where the fixture renders the overlay, pinned, and its Secrets."""
+    return workdir / "state" / "rendered.yaml", workdir / "state" / "secrets.yaml"
 
 
 def _interrupt(signum: int, frame: object) -> None:
@@ -147,7 +146,7 @@ def rollout(node: Node, deployment: str) -> None:
 # First (pytest runs a module's tests in file order): the others need the stack up.
 def test_every_pod_runs_ready_under_restricted_from_its_pinned_image(node: Node) -> None:
     start = time.monotonic()
-    node.cp.apply(rendered_manifests(node.workdir))
+    node.cp.apply(*rendered_manifests(node.workdir))  # as deploy/README.md: manifests, then Secrets
     labels = node.cp.get("namespace", NAMESPACE)["metadata"]["labels"]
     assert labels["pod-security.kubernetes.io/enforce"] == "restricted"
     hpa = node.cp.get("-n", NAMESPACE, "horizontalpodautoscaler", "go-service")

@@ -10,8 +10,9 @@
 # OCI_REGISTRY is the user's (like registry.example:5000/team); no registry is ever in the repo.
 # --out writes to FILE (relative to the workspace under `bazel run`), else stdout.
 # The manifests hold no secret: --secrets-out writes the Secrets they name (deploy/k8s/secrets:
-# Redis' ACL and the Go service's Redis password) to FILE, mode 0600, with the password in
-# DIR/go-service-redis-password (--secrets-from: yours) or generated. Apply it before the manifests.
+# Redis' ACL, the Go service's Redis password, Alertmanager's receiver URL) to FILE, mode 0600,
+# with the password in DIR/go-service-redis-password (--secrets-from: yours) or generated, and the
+# URL in DIR/alertmanager-webhook-url or Nginx's log receiver. Apply it before the manifests.
 # kustomize runs with --load-restrictor LoadRestrictionsNone: the base's ConfigMaps are built from
 # the Compose stack's own files under deploy/ (one source per file).
 set -euo pipefail
@@ -76,6 +77,11 @@ if [[ -n "$secrets_out" ]]; then
     cp "$secrets_from/go-service-redis-password" "$secrets/"
   else
     (umask 077 && head -c 18 /dev/urandom | base64 | tr -d '/+=' >"$secrets/go-service-redis-password")
+  fi
+  if [[ -n "$secrets_from" && -e "$secrets_from/alertmanager-webhook-url" ]]; then
+    cp "$secrets_from/alertmanager-webhook-url" "$secrets/"
+  else
+    echo "http://nginx:9145/alerts" >"$secrets/alertmanager-webhook-url"
   fi
   "$work/deploy/redis/users_acl.sh" go-service="$secrets/go-service-redis-password" >"$secrets/users.acl"
   mkdir -p "$(dirname "$secrets_out")"

@@ -412,7 +412,7 @@ def test_serving_pods_outlast_their_endpoints(k8s: Rendered, overlay: str) -> No
             assert grace >= pause + drain_seconds(name, c, nginx_conf), (name, grace)
 
 
-def test_prometheus_alerts_reach_alertmanager(k8s: Rendered) -> None:
+def test_prometheus_alerts_reach_alertmanager(k8s: Rendered, tmp_path: Path) -> None:
     prod = docs(k8s.rendered["prod"])
     prom = yaml.safe_load(config_map(prod, "prometheus-config")["prometheus.yml"])
     [target] = [
@@ -431,13 +431,15 @@ def test_prometheus_alerts_reach_alertmanager(k8s: Rendered) -> None:
     [c] = deployment["template"]["spec"]["containers"]
     assert {"name": service_port["targetPort"], "containerPort": 9093} in c["ports"]
     assert c["image"] == "cache-platform/alertmanager:dev"
-    # The receiver's URL: the file alertmanager.yml reads, from a Secret in the render.
+    # The receiver's URL: the file alertmanager.yml reads, from a Secret the render writes apart.
     config = yaml.safe_load((DEPLOY / "alertmanager/alertmanager.yml").read_text())
     [webhook] = config["receivers"][0]["webhook_configs"]
     [mount] = [m for m in c["volumeMounts"] if m["mountPath"] == webhook["url_file"]]
     [volume] = [v for v in deployment["template"]["spec"]["volumes"] if v["name"] == mount["name"]]
-    secret = by_kind(prod, "Secret")[volume["secret"]["secretName"]]
-    url = urlsplit(base64.b64decode(secret["data"][mount["subPath"]]).decode().strip())
+    secrets_out = tmp_path / "secrets.yaml"
+    render("prod", [], args=("--secrets-out", str(secrets_out)))
+    secret = secrets_of(secrets_out.read_text())[volume["secret"]["secretName"]]
+    url = urlsplit(secret[mount["subPath"]].strip())
     assert (url.hostname, url.port, url.path) == ("nginx", 9145, "/alerts")
     assert {"name": "metrics", "port": 9145, "targetPort": "metrics"} in by_kind(prod, "Service")[
         "nginx"
@@ -705,6 +707,10 @@ def test_manifests_hold_no_secret_and_name_redis_acl_ones(k8s: Rendered) -> None
     assert env["REDIS_PASSWORD_FILE"] == mount["mountPath"] + "/password"
 
 
+# Alertmanager's receiver when --secrets-from gives none: Nginx's log, as in the Compose stack.
+DEFAULT_RECEIVER = "http://nginx:9145/alerts"
+
+
 def secrets_of(text: str) -> dict[str, dict[str, str]]:
     return {
         s["metadata"]["name"]: {k: base64.b64decode(v).decode() for k, v in s["data"].items()}
@@ -717,18 +723,22 @@ def test_render_writes_the_secrets_apart(k8s: Rendered, tmp_path: Path) -> None:
     given = tmp_path / "given"
     given.mkdir()
     (given / "go-service-redis-password").write_text("s3cret-of-the-test\n")
+    (given / "alertmanager-webhook-url").write_text("https://hooks.example/t0ken-of-the-test\n")
     generated, from_given = tmp_path / "generated.yaml", tmp_path / "given.yaml"
     render("prod", [], args=("--secrets-out", str(generated)))
     manifests = render(
         "prod", [], args=("--secrets-out", str(from_given), "--secrets-from", str(given))
     )
     assert "s3cret-of-the-test" not in manifests
+    assert "t0ken-of-the-test" not in manifests
     for path, password in ((generated, None), (from_given, "s3cret-of-the-test")):
         assert stat.S_IMODE(path.stat().st_mode) == 0o600
         report = k8s.kubeconform.run(path.read_text())
         assert report["exit"] == 0, report["resources"]
         secrets = secrets_of(path.read_text())
-        assert set(secrets) == {"redis-acl", "go-service-redis"}
+        assert set(secrets) == {"redis-acl", "go-service-redis", "alertmanager-webhook"}
+        url = secrets["alertmanager-webhook"]["url"].strip()
+        assert url == ("https://hooks.example/t0ken-of-the-test" if password else DEFAULT_RECEIVER)
         go_password = secrets["go-service-redis"]["password"].strip()
         # Yours, or 18 random bytes in base64 (less its punctuation).
         assert go_password == password if password else len(go_password) >= 18
