@@ -9,6 +9,8 @@ from os.path import isabs
 from typing import Any
 from urllib.parse import urlsplit
 
+from py_service.app.duration import parse_duration
+
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 REDIS_URL_SCHEMES = ("redis", "rediss", "unix")
 
@@ -28,6 +30,9 @@ class Config:
     redis_url: str = "redis://127.0.0.1:6379/0"
     # A file holding the password of REDIS_URL's user (a Redis ACL user), read at start.
     redis_password_file: str | None = None
+    # Whole seconds (Cache-Control's max-age and Redis' EX take no fraction); CACHE_TTL spells it
+    # as the Go service does (60s, 1m). Equal to deploy/stack.env's STACK_PY_CACHE_TTL
+    # (//deploy:stack_settings_test).
     cache_ttl: int = 60
     redis_timeout: float = 0.2
     log_level: str = "INFO"
@@ -35,7 +40,7 @@ class Config:
 
     def __post_init__(self) -> None:
         if self.cache_ttl < 1:
-            raise ValueError(f"CACHE_TTL must be at least 1 second, got {self.cache_ttl}")
+            raise ValueError(f"CACHE_TTL must be at least 1s, got {self.cache_ttl}s")
         if not 0 < self.redis_timeout <= 10:
             raise ValueError(f"REDIS_TIMEOUT must be in (0, 10] seconds, got {self.redis_timeout}")
         if self.log_level not in LOG_LEVELS:
@@ -68,7 +73,7 @@ class Config:
         if password_file := read("REDIS_PASSWORD_FILE"):
             settings["redis_password_file"] = password_file
         if ttl := read("CACHE_TTL"):
-            settings["cache_ttl"] = _parse(int, "CACHE_TTL", ttl)
+            settings["cache_ttl"] = _whole_seconds("CACHE_TTL", ttl)
         if timeout := read("REDIS_TIMEOUT"):
             settings["redis_timeout"] = _parse(float, "REDIS_TIMEOUT", timeout)
         if level := read("LOG_LEVEL"):
@@ -112,6 +117,24 @@ def _cache_backend(value: str) -> CacheBackend:
     except ValueError:
         choices = "|".join(backend.value for backend in CacheBackend)
         raise ValueError(f"CACHE_BACKEND must be {choices}, got {value!r}") from None
+
+
+def _whole_seconds(name: str, value: str) -> int:
+    """value in Go's duration syntax (60s, 1m), or a plain number of seconds: the spelling before
+    both services shared Go's, still read so that an older deployment's "60" means what it did."""
+    if value.isascii() and value.isdigit():
+        return int(value)
+    try:
+        nanoseconds = parse_duration(value)
+    except ValueError:
+        raise ValueError(
+            f"{name} must be a duration like 60s or 1m (Go's syntax; a plain number is seconds), "
+            f"got {value!r}"
+        ) from None
+    seconds, fraction = divmod(nanoseconds, 1_000_000_000)
+    if fraction:
+        raise ValueError(f"{name} must be whole seconds, got {value!r}")
+    return seconds
 
 
 def _parse[N: (int, float)](parse: Callable[[str], N], name: str, value: str) -> N:

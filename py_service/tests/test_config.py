@@ -56,6 +56,13 @@ def test_blank_values_mean_default() -> None:
         ("CACHE_TTL", "1.5"),
         ("CACHE_TTL", "0"),
         ("CACHE_TTL", "-3"),
+        ("CACHE_TTL", "-3s"),
+        ("CACHE_TTL", "0s"),
+        ("CACHE_TTL", "1.5s"),
+        ("CACHE_TTL", "1500ms"),
+        ("CACHE_TTL", "10x"),
+        ("CACHE_TTL", "60 s"),
+        ("CACHE_TTL", "1m30"),
         ("REDIS_TIMEOUT", "fast"),
         ("REDIS_TIMEOUT", "0"),
         ("REDIS_TIMEOUT", "nan"),
@@ -71,6 +78,40 @@ def test_bad_value_names_the_variable(variable: str, value: str) -> None:
 
     assert "\n" not in str(raised.value)
     assert value.lower() in str(raised.value).lower()
+
+
+@pytest.mark.parametrize(
+    ("value", "seconds"),
+    [
+        # Go's duration syntax, as the Go service reads its CACHE_TTL.
+        ("60s", 60),
+        ("1m", 60),
+        ("1m30s", 90),
+        ("1.5m", 90),
+        ("90000ms", 90),
+        ("0.5h", 1800),
+        ("+2s", 2),
+        # The older spelling, a plain number of seconds, still reads as seconds.
+        ("60", 60),
+        ("1", 1),
+    ],
+)
+def test_cache_ttl_is_a_go_duration_or_plain_seconds(value: str, seconds: int) -> None:
+    assert Config.from_env({"CACHE_TTL": value}).cache_ttl == seconds
+
+
+def test_cache_ttl_error_says_which_spelling_is_wanted() -> None:
+    with pytest.raises(ValueError, match="CACHE_TTL") as raised:
+        Config.from_env({"CACHE_TTL": "1.5s"})
+
+    assert str(raised.value) == "CACHE_TTL must be whole seconds, got '1.5s'"
+    with pytest.raises(ValueError, match="CACHE_TTL") as raised:
+        Config.from_env({"CACHE_TTL": "soon"})
+
+    assert str(raised.value) == (
+        "CACHE_TTL must be a duration like 60s or 1m (Go's syntax; a plain number is seconds), "
+        "got 'soon'"
+    )
 
 
 def test_is_immutable() -> None:

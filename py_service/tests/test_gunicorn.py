@@ -164,5 +164,6 @@ def test_invalid_configuration_exits_with_one_line(tmp_path: Path) -> None:
 
     assert completed.returncode == 1
     assert completed.stderr.strip().splitlines() == [
-        "py_service: invalid configuration: CACHE_TTL must be a number (int), got 'soon'"
+        "py_service: invalid configuration: CACHE_TTL must be a duration like 60s or 1m "
+        "(Go's syntax; a plain number is seconds), got 'soon'"
     ]
