@@ -35,6 +35,7 @@ from deploy.stack_harness import (
     loadgen,
     memory_usage,
     running,
+    seconds,
 )
 from tools.testing.python.support import http_request, wait_until
 
@@ -42,7 +43,7 @@ from tools.testing.python.support import http_request, wait_until
 # subnet's ip_range (compose.yaml), so Alertmanager's URL is known before the stack is up.
 WEBHOOK_HOST = 20
 SETTINGS = StackSettings(name="e2e", alert_webhook_host=WEBHOOK_HOST)
-GO_TTL = 10  # s: STACK_GO_CACHE_TTL's default, compose.yaml
+GO_TTL = seconds(SETTINGS.go_cache_ttl)  # deploy/stack.env's STACK_GO_CACHE_TTL
 # An alert's delivery, from the configs: ServiceDown's `for` (30 s) + a scrape and a rule
 # evaluation (5 s each) + Alertmanager's group_wait (5 s) = 45 s to fire; a scrape, an evaluation
 # and group_interval (30 s) = 40 s to resolve. Waited for up to four times that: these are
@@ -157,8 +158,8 @@ def test_2_python_time_is_cached_by_nginx_for_ttl(stack: Stack) -> None:
     first = http_request(f"{stack.nginx}/python/time")
     assert first.status == 200
     assert first.headers.get("X-Cache-Status") in ("MISS", "EXPIRED")
-    # Nginx keeps it for as long as the app says (CACHE_TTL, 60 s in the stack).
-    assert first.headers.get("Cache-Control") == "public, max-age=60"
+    # Nginx keeps it for as long as the app says (CACHE_TTL: deploy/stack.env's STACK_PY_CACHE_TTL).
+    assert first.headers.get("Cache-Control") == f"public, max-age={SETTINGS.py_cache_ttl}"
     hit = http_request(f"{stack.nginx}/python/time")
     assert hit.headers.get("X-Cache-Status") == "HIT"
     assert hit.text == first.text
@@ -367,9 +368,10 @@ def test_8_only_the_products_routes_are_public(stack: Stack) -> None:
 def test_8_made_up_accept_values_cost_one_fill_per_representation(stack: Stack) -> None:
     # Issue 29's measurement: distinct Accept values to /python/time through the published
     # port, as one client sends them in seconds. The app fills each representation at most
-    # once per TTL (60 s; the run may straddle one expiry), by its own counter, and Nginx's
-    # memory, its cache's tmpfs included, stays where it was (measured before Nginx reduced
-    # Accept: 1,500 fills per representation, 9.6 -> 27.0 MiB; after: at most 1, 9.6 -> 9.5).
+    # once per TTL (SETTINGS.py_cache_ttl; the run may straddle one expiry), by its own counter,
+    # and Nginx's memory, its cache's tmpfs included, stays where it was (measured before Nginx
+    # reduced Accept: 1,500 fills per representation, 9.6 -> 27.0 MiB; after: at most 1,
+    # 9.6 -> 9.5).
     def fills() -> float:
         metrics = http_request(stack.py_direct + "/metrics").text
         pattern = r'http_requests_total\{[^}]*handler="/time"[^}]*\} (\S+)'

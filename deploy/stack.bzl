@@ -16,6 +16,7 @@ STACK_LOADERS = [
 # What deploy/stack.sh needs at run time besides itself.
 STACK_DATA = [
     "//deploy:compose.yaml",
+    "//deploy:stack.env",
     "//deploy/redis:users_acl.sh",
     "//tools/rules/docker:engine.sh",
 ] + STACK_LOADERS

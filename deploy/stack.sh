@@ -5,12 +5,13 @@
 #   stack.sh down [--volumes] | logs [SERVICE...] | ps
 #   stack.sh compose ARGS...   any `docker compose` command on the running stack, with the project,
 #                              file and environment `up` used (scale, stop, start a service)
+#   stack.sh urls              what `up` prints at the end, for these settings; starts nothing
 # Its settings, and compose.yaml's, come from the environment as STACK_* variables (deploy/README.md,
-# "Settings"), which tools/bazel passes through as they are; COMPOSE_* are Compose's own.
+# "Settings"), which tools/bazel passes through as they are, and default to deploy/stack.env's;
+# COMPOSE_* are Compose's own.
 set -euo pipefail
 # COMPOSE_PROJECT_NAME runs a second stack beside the first (the tests do, on ports of their own).
 readonly PROJECT="${COMPOSE_PROJECT_NAME:-cache-platform}"
-readonly STACK_GRAFANA_IMAGE="grafana/grafana-oss:12.2.1"
 
 die() {
   echo "deploy: $*" >&2
@@ -24,6 +25,28 @@ runfiles_dir="$PWD"
 workspace="${BUILD_WORKSPACE_DIRECTORY:-$(dirname "$(dirname "$(readlink -f deploy/compose.yaml)")")}"
 compose_file="$workspace/deploy/compose.yaml"
 [[ -f "$compose_file" ]] || die "cannot find deploy/compose.yaml under $workspace"
+settings_file="$workspace/deploy/stack.env"
+
+# load_settings: each setting of deploy/stack.env that the environment leaves unset or empty takes
+# the file's value; all are exported, for compose.yaml and the banner. The file's format is the
+# subset Compose, kustomize and Python read alike (//deploy:stack_settings_test): a line outside it
+# stops here rather than meaning something else to one of them.
+load_settings() {
+  local line name number=0 setting='^(STACK_[A-Z0-9_]+)=([A-Za-z0-9_./:@+-]+)$'
+  local -A seen=()
+  [[ -f "$settings_file" ]] || die "cannot find deploy/stack.env under $workspace"
+  while IFS= read -r line || [[ -n "$line" ]]; do
+    number=$((number + 1))
+    [[ -z "$line" || "$line" == \#* ]] && continue
+    [[ "$line" =~ $setting ]] || die "$settings_file:$number: want STACK_NAME=VALUE, got: $line"
+    name="${BASH_REMATCH[1]}"
+    [[ -z "${seen[$name]:-}" ]] || die "$settings_file:$number: $name is set twice"
+    seen[$name]=1
+    [[ -n "${!name:-}" ]] || printf -v "$name" '%s' "${BASH_REMATCH[2]}"
+    export "${name?}"
+  done <"$settings_file"
+}
+load_settings
 
 compose() { docker compose --project-name "$PROJECT" --file "$compose_file" "$@"; }
 
@@ -167,16 +190,22 @@ up() {
     mapfile -t services < <(compose config --services | grep -vx grafana)
   fi
   compose up --detach --wait --wait-timeout 180 --remove-orphans "${services[@]}"
-  local nginx="${STACK_NGINX_BIND:-127.0.0.1}:${STACK_NGINX_PORT:-80}"
+  echo "The stack is up:"
+  urls "$((${#services[@]} == 0))"
+}
+
+# urls GRAFANA: where the stack answers and with which cache settings, from the settings in force
+# (a changed STACK_GO_CACHE_TTL shows here); GRAFANA 1 when Grafana was started.
+urls() {
+  local nginx="$STACK_NGINX_BIND:$STACK_NGINX_PORT"
   cat <<URLS
-The stack is up:
-  curl -i $nginx/go/time       Go service: ${STACK_GO_REPLICAS:-1} replica(s), in-process cache in front of Redis (10 s)
-  curl -i $nginx/python/time   Flask service (Nginx cache, 60 s)
-  http://127.0.0.1:${STACK_PROMETHEUS_PORT:-9090}        Prometheus
-  http://127.0.0.1:${STACK_ALERTMANAGER_PORT:-9093}        Alertmanager
+  curl -i $nginx/go/time       Go service: $STACK_GO_REPLICAS replica(s), in-process cache in front of Redis ($STACK_GO_CACHE_TTL)
+  curl -i $nginx/python/time   Flask service (Nginx cache, $STACK_PY_CACHE_TTL)
+  http://127.0.0.1:$STACK_PROMETHEUS_PORT        Prometheus
+  http://127.0.0.1:$STACK_ALERTMANAGER_PORT        Alertmanager
 URLS
-  if [[ ${#services[@]} -eq 0 ]]; then
-    echo "  http://127.0.0.1:${STACK_GRAFANA_PORT:-3000}        Grafana (user admin, password: $(where_is grafana-admin-password STACK_GRAFANA_ADMIN_PASSWORD))"
+  if [[ "$1" == 1 ]]; then
+    echo "  http://127.0.0.1:$STACK_GRAFANA_PORT        Grafana (user admin, password: $(where_is grafana-admin-password STACK_GRAFANA_ADMIN_PASSWORD))"
   fi
   echo "  Redis: ACL users go-service, py-service-redis, monitor (passwords \$STACK_REDIS_GO_SERVICE_PASSWORD, ..._PY_SERVICE_..., ..._MONITOR_..., or in $config_dir/redis-*-password)"
 }
@@ -190,13 +219,14 @@ where_is() {
   fi
 }
 
-command="${1:?usage: stack.sh up|down|logs|ps|compose}"
+command="${1:?usage: stack.sh up|down|logs|ps|compose|urls}"
 shift
 # compose.yaml names the secrets' files through these, for every command.
-export STACK_GRAFANA_IMAGE STACK_SECRETS_DIR STACK_ALERT_WEBHOOK_URL_FILE
+export STACK_SECRETS_DIR STACK_ALERT_WEBHOOK_URL_FILE
 export STACK_NGINX_UNLIMITED_CLIENTS_FILE
 case "$command" in
 up) up "$@" ;;
+urls) urls 1 ;;
 down)
   ensure_engine_and_compose
   # Every profile's services too (redis, bench): they share the project's network.
@@ -216,5 +246,5 @@ compose)
   ensure_engine_and_compose
   compose "$@"
   ;;
-*) die "unknown command '$command' (up, down, logs, ps, compose)" ;;
+*) die "unknown command '$command' (up, down, logs, ps, compose, urls)" ;;
 esac

@@ -11,7 +11,8 @@ timed out); a run killed outright is cleaned up by the next run (remove_abandone
 docs/operations.md, "The stack tests", says more.
 
 Inputs, from stack_test (deploy/stack.bzl), in the environment: LOADGEN (the load generator) and
-STACK_LOADERS (the images' oci_load programs, space-separated).
+STACK_LOADERS (the images' oci_load programs, space-separated). A stack's settings default to
+deploy/stack.env's (deploy/stack_settings.py), as `up`'s do.
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from deploy import stack_settings
+from py_service.app.duration import parse_duration
 from tools.testing.python.support import free_port, http_request
 
 RUNFILES = Path.cwd()
@@ -42,6 +45,7 @@ WORKSPACE = Path(os.path.realpath("deploy/compose.yaml")).parent.parent
 STACK_SH = RUNFILES / "deploy/stack.sh"
 LOADGEN = os.environ.get("LOADGEN", "")
 LOADERS = os.environ.get("STACK_LOADERS", "").split()
+DEFAULTS = stack_settings.read()
 
 # The /24s test stacks take theirs from: the upper half of 10.213.0.0/16, clear of the user's
 # stack (compose.yaml's 10.213.47.0/24) and of the benchmark's networks (10.213.99.0/24).
@@ -57,6 +61,11 @@ OWNER_LABEL = "org.cache-platform.test-owner"
 # What the engine says when a host port it is to publish on is taken.
 PORT_TAKEN = ("port is already allocated", "address already in use")
 UP_ATTEMPTS = 3
+
+
+def seconds(duration: str) -> float:
+    """A duration in Go's syntax (the services' CACHE_TTL, "10s"), in seconds."""
+    return parse_duration(duration) / 1e9
 
 
 def loopback(port: int) -> str:
@@ -77,13 +86,14 @@ class StackSettings:
     # In the project's name, for people reading `docker ps`: e2e, fault, scale.
     name: str
     profiles: str = ""
-    py_cache_ttl: int = 60
+    # The Python app's TTL in whole seconds (its max-age; STACK_PY_CACHE_TTL).
+    py_cache_ttl: int = int(seconds(DEFAULTS["STACK_PY_CACHE_TTL"]))
     # The Go tier: how many replicas `up` starts (STACK_GO_REPLICAS) and their cache TTL
     # (STACK_GO_CACHE_TTL).
-    go_replicas: int = 1
-    go_cache_ttl: str = "10s"
+    go_replicas: int = int(DEFAULTS["STACK_GO_REPLICAS"])
+    go_cache_ttl: str = DEFAULTS["STACK_GO_CACHE_TTL"]
     # How long a replica waits for Redis before it answers without it (STACK_GO_REDIS_TIMEOUT).
-    go_redis_timeout: str = "50ms"
+    go_redis_timeout: str = DEFAULTS["STACK_GO_REDIS_TIMEOUT"]
     # Alertmanager delivers to http://<this host of the subnet>:9000/, a receiver the test runs
     # (Stack.start_container); None keeps compose.yaml's default.
     alert_webhook_host: int | None = None
@@ -191,7 +201,7 @@ class Stack:
             STACK_PY_SERVICE_IP=self.address(self.PY_SERVICE),
             STACK_PY_REDIS_SERVICE_IP=self.address(self.PY_REDIS_SERVICE),
             STACK_PY_FLASK_SERVICE_IP=self.address(self.PY_FLASK_SERVICE),
-            STACK_PY_CACHE_TTL=str(settings.py_cache_ttl),
+            STACK_PY_CACHE_TTL=f"{settings.py_cache_ttl}s",
             # The tests' load comes from this machine, which Nginx sees as the network's gateway
             # (published ports, container addresses), thousands of requests a second: not
             # limited, as a client on the internet would be (nginx_test checks the limits).
@@ -265,19 +275,22 @@ class Stack:
 
 def project_env(project: str, **settings: str) -> dict[str, str]:
     """The environment of deploy/stack.sh and Compose for a project."""
-    return dict(
-        os.environ,
-        COMPOSE_PROJECT_NAME=project,
+    return {
+        **os.environ,
+        # Every setting, deploy/stack.env's unless the environment sets it, so that the tests' own
+        # compose commands interpolate compose.yaml as stack.sh's do (it holds no default).
+        **stack_settings.effective(os.environ),
+        "COMPOSE_PROJECT_NAME": project,
         # compose.yaml refuses to load without these; stack.sh sets its own for `up`, and the
         # tests' own compose commands (ps, stop, start) create no container.
-        STACK_ALERT_WEBHOOK_URL_FILE=os.devnull,
-        STACK_NGINX_UNLIMITED_CLIENTS_FILE=os.devnull,
+        "STACK_ALERT_WEBHOOK_URL_FILE": os.devnull,
+        "STACK_NGINX_UNLIMITED_CLIENTS_FILE": os.devnull,
         # compose.yaml refuses to start Grafana without one.
-        STACK_GRAFANA_ADMIN_PASSWORD=os.environ.get(
+        "STACK_GRAFANA_ADMIN_PASSWORD": os.environ.get(
             "STACK_GRAFANA_ADMIN_PASSWORD", secrets.token_urlsafe(18)
         ),
         **settings,
-    )
+    }
 
 
 def compose(project: str, *args: str, env: dict[str, str]) -> str:

@@ -39,6 +39,8 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from deploy import stack_settings
+
 KUBERNETES_VERSION = "1.37.0"
 TEST_REGISTRY = "127.0.0.1:5000/test"
 # kubeconform's schema path template, for the standalone schemas this test writes.
@@ -291,6 +293,30 @@ def test_nginx_runs_one_worker_per_cpu_of_its_limit(k8s: Rendered) -> None:
     assert {where: math.ceil(cpus) for where, cpus in limits.items()} == dict.fromkeys(
         limits, int(workers) if workers.isdigit() else workers
     )
+
+
+def test_services_settings_come_from_the_stack_settings_file(k8s: Rendered) -> None:
+    for overlay, text in k8s.rendered.items():
+        resources = docs(text)
+        (config_map,) = [
+            r
+            for r in by_kind(resources, "ConfigMap").values()
+            if r["metadata"]["name"].startswith("stack-settings-")
+        ]
+        assert config_map["data"] == stack_settings.read(DEPLOY / "stack.env"), overlay
+        specs = pod_specs(resources)
+        for service, variable, setting in (
+            ("go-service", "CACHE_TTL", "STACK_GO_CACHE_TTL"),
+            ("go-service", "REDIS_TIMEOUT", "STACK_GO_REDIS_TIMEOUT"),
+            ("py-service", "CACHE_TTL", "STACK_PY_CACHE_TTL"),
+        ):
+            (container,) = specs[service]["containers"]
+            (entry,) = [e for e in container["env"] if e["name"] == variable]
+            # The hashed name: a change of the file rolls the Deployment.
+            assert entry["valueFrom"]["configMapKeyRef"] == {
+                "name": config_map["metadata"]["name"],
+                "key": setting,
+            }, (overlay, service, variable)
 
 
 def test_prometheus_scrapes_every_metrics_port_under_its_compose_job_name(k8s: Rendered) -> None:
@@ -698,7 +724,7 @@ def test_manifests_hold_no_secret_and_name_redis_acl_ones(k8s: Rendered) -> None
     probe = redis["containers"][0]["readinessProbe"]["exec"]["command"]
     assert probe[probe.index("--user") + 1] == "healthcheck"
     go = specs["go-service"]["containers"][0]
-    env = {e["name"]: e["value"] for e in go["env"]}
+    env = {e["name"]: e.get("value") for e in go["env"]}
     assert env["CACHE_BACKEND"] == "redis"
     assert env["REDIS_URL"] == "redis://go-service@redis:6379/0"  # no password in the URL
     (password,) = [v for v in specs["go-service"]["volumes"] if "secret" in v]

@@ -32,6 +32,7 @@ from typing import Any
 import docker
 from docker.models.containers import Container
 
+from deploy import stack_settings
 from tools.dev.bench import report
 from tools.testing.python.support import wait_until
 
@@ -95,11 +96,12 @@ def start_stack(args: argparse.Namespace) -> None:
 
 
 def published_url(published: str) -> str:
-    """ "nginx:/path" -> Nginx's published port on loopback (compose.yaml's variables, defaults)."""
+    """ "nginx:/path" -> Nginx's published port on loopback (the stack's settings in force)."""
     origin, path = published.split(":", 1)
+    settings = stack_settings.effective(os.environ)
     port = {
-        "nginx": os.environ.get("STACK_NGINX_PORT", "80"),
-        "redis": os.environ.get("STACK_REDIS_VARIANT_PORT", "8001"),
+        "nginx": settings["STACK_NGINX_PORT"],
+        "redis": settings["STACK_REDIS_VARIANT_PORT"],
     }[origin]
     return f"http://127.0.0.1:{port}{path}"
 
