@@ -63,16 +63,21 @@ def test_the_python_service_built_in_default_is_the_files() -> None:
     assert Config().cache_ttl * 1_000_000_000 == parse_duration(SETTINGS["STACK_PY_CACHE_TTL"])
 
 
-def urls(tmp_path: Path, **environ: str) -> str:
-    """What `stack.sh urls` prints (the banner `up` ends with) for these STACK_* variables."""
-    out = subprocess.run(
+def stack_sh_urls(home: Path, **environ: str) -> subprocess.CompletedProcess[str]:
+    """`stack.sh urls` (the banner `up` ends with), run with only these variables and PATH."""
+    return subprocess.run(
         ["bash", STACK_SH, "urls"],
-        env={"PATH": os.environ["PATH"], "HOME": str(tmp_path), **environ},
+        env={"PATH": os.environ["PATH"], "HOME": str(home), **environ},
         capture_output=True,
         text=True,
         timeout=30,
-        check=True,
     )
+
+
+def urls(home: Path, **environ: str) -> str:
+    """What `stack.sh urls` prints for these STACK_* variables."""
+    out = stack_sh_urls(home, **environ)
+    assert out.returncode == 0, out.stderr
     return out.stdout
 
 
@@ -141,17 +146,7 @@ def workspace_with_settings(root: Path, text: str) -> Path:
 
 def stack_sh_refusal(workspace: Path) -> str:
     """What `stack.sh urls` says on stderr, failing, about workspace's deploy/stack.env."""
-    out = subprocess.run(
-        ["bash", STACK_SH, "urls"],
-        env={
-            "PATH": os.environ["PATH"],
-            "HOME": str(workspace),
-            "BUILD_WORKSPACE_DIRECTORY": str(workspace),
-        },
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    out = stack_sh_urls(workspace, BUILD_WORKSPACE_DIRECTORY=str(workspace))
     assert out.returncode == 1, out.stdout
     return out.stderr
 
