@@ -418,7 +418,9 @@ class ControlPlane:
     def apply(self, *manifests: Path, flags: tuple[str, ...] = ()) -> None:
         """Server-side applies manifests, in order (idempotent), as the tests' field manager."""
         files = [arg for m in manifests for arg in ("-f", str(m))]
-        self.kubectl("apply", "--server-side", "--field-manager", "cache-platform-test", *flags, *files)
+        self.kubectl(
+            "apply", "--server-side", "--field-manager", "cache-platform-test", *flags, *files
+        )
 
 
 def env_list(name: str) -> list[str]:

@@ -47,7 +47,9 @@ NODES = ("kwok-node-0", "kwok-node-1", "kwok-node-2")
 class Cluster:
     """The control plane, kwok's nodes, and the rendered prod overlay."""
 
-    def __init__(self, cp: ControlPlane, rendered: Path, secrets: Path, pins: dict[str, str]) -> None:
+    def __init__(
+        self, cp: ControlPlane, rendered: Path, secrets: Path, pins: dict[str, str]
+    ) -> None:
         self.cp = cp
         self.rendered = rendered
         self.secrets = secrets
