@@ -41,8 +41,11 @@ export GOCACHE="${GOCACHE:-$root/gocache}"
 [[ -f "$out/.complete" ]] && { echo "$out"; exit 0; }
 
 mkdir -p "$root"
-exec 9>"$root/.lock"
-flock 9 # one build per machine; a second caller waits and then finds it done
+# One build per module and machine: a second caller of the same module waits, then finds it done.
+# Other modules build beside it (the Go build cache takes concurrent builds): a lock on the whole
+# root made the static test's one-minute tools build wait for the control plane's.
+exec 9>"$out.lock"
+flock 9
 [[ -f "$out/.complete" ]] && { echo "$out"; exit 0; }
 
 work="$(mktemp -d)"

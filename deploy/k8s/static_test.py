@@ -58,15 +58,17 @@ USER_FIELDS = {"runAsUser", "runAsGroup", "fsGroup", "supplementalGroups"}
 
 
 def tools_dir() -> Path:
-    """Where go_tools.sh put kustomize and kubeconform (built once per machine)."""
-    out = subprocess.run(GO_TOOLS, check=True, capture_output=True, text=True, timeout=1800)
+    """Where go_tools.sh put kustomize and kubeconform (built once per machine: about a minute
+    cold on an idle 2-CPU machine, so the bound sits far above it)."""
+    out = subprocess.run(GO_TOOLS, check=True, capture_output=True, text=True, timeout=1500)
     return Path(out.stdout.strip())
 
 
 def render(
     overlay: str, pins: list[str], env: dict[str, str] | None = None, args: tuple[str, ...] = ()
 ) -> str:
-    """render.sh's output for deploy/k8s/overlays/OVERLAY, pinned with NAME=DIGEST_FILE pairs."""
+    """render.sh's output for deploy/k8s/overlays/OVERLAY, pinned with NAME=DIGEST_FILE pairs;
+    kustomize only: the k8s fixture has built the tools first."""
     out = subprocess.run(
         [RENDER_SH, *GO_TOOLS, str(DEPLOY / "k8s" / "overlays" / overlay), *pins, *args],
         check=True,
@@ -195,6 +197,7 @@ class Rendered:
 def k8s(tmp_path_factory: pytest.TempPathFactory) -> Rendered:
     assert PINS, "PINS is empty"
     assert all(re.match(r"^[a-z-]+=", p) for p in PINS), f"PINS must be NAME=DIGEST_FILE: {PINS}"
+    tools = tools_dir()  # cold, a build: before the renders, whose bound is kustomize's alone
     return Rendered(
         rendered={
             "dev": render("dev", []),
@@ -202,9 +205,7 @@ def k8s(tmp_path_factory: pytest.TempPathFactory) -> Rendered:
             "prod-pinned": render("prod", PINS, {"OCI_REGISTRY": TEST_REGISTRY}),
         },
         pins=dict(p.split("=", 1) for p in PINS),
-        kubeconform=Kubeconform(
-            tools_dir() / "bin" / "kubeconform", tmp_path_factory.mktemp("schemas")
-        ),
+        kubeconform=Kubeconform(tools / "bin" / "kubeconform", tmp_path_factory.mktemp("schemas")),
     )
 
 
