@@ -26,6 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, suppress
 from email.message import Message
 from pathlib import Path
+from typing import Any
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -341,7 +342,7 @@ def test_python_time_is_cached_and_served_stale_when_the_app_is_down(nginx: Ngin
 @pytest.mark.parametrize("path", ["/go", "/python"])
 @pytest.mark.parametrize("host", ["127.0.0.1", "cache.example.test:8443"])
 def test_redirects_nginx_makes_are_relative(nginx: Nginx, path: str, host: str) -> None:
-    connection = http.client.HTTPConnection("127.0.0.1", nginx.port, timeout=5)
+    connection = http.client.HTTPConnection("127.0.0.1", nginx.port, timeout=30)
     connection.request("GET", path, headers={"Host": host})
     response = connection.getresponse()
     response.read()
@@ -535,7 +536,7 @@ def test_metrics_stay_exact_under_concurrent_load(nginx: Nginx) -> None:
     # Many connections at once across both workers: the shared dictionary's increments are
     # atomic, so the count is exact, not eventually close.
     def burst(_: int) -> int:
-        connection = http.client.HTTPConnection("127.0.0.1", nginx.port, timeout=10)
+        connection = http.client.HTTPConnection("127.0.0.1", nginx.port, timeout=30)
         for _ in range(100):
             connection.request("GET", "/go/time")
             connection.getresponse().read()
@@ -710,7 +711,7 @@ def wait_logged(nginx: Nginx, notification: dict) -> None:
     # The access log is flushed within a second (buffer=32k flush=1s).
     wait_until(
         lambda: notification in logged_notifications(nginx),
-        timeout_s=10,
+        timeout_s=60,
         interval_s=0.2,
         what=f"notification {notification['groupKey']} on Nginx's stdout",
     )
@@ -787,7 +788,7 @@ class Client:
 
     def _connect(self) -> http.client.HTTPConnection:
         return http.client.HTTPConnection(
-            "127.0.0.1", self.port, timeout=10, source_address=(self.source, 0)
+            "127.0.0.1", self.port, timeout=30, source_address=(self.source, 0)
         )
 
     def get(self, path: str, headers: Sequence[tuple[str, str]] = ()) -> tuple[int, Message, bytes]:
@@ -971,26 +972,39 @@ def test_credentialed_requests_neither_read_nor_fill_the_cache(
 def test_a_client_over_its_connection_limit_gets_429_while_another_is_served(
     nginx: Nginx,
 ) -> None:
-    # 10 requests of 127.0.0.4 held in progress: each sent its header and promised a body it
-    # never sends, so Nginx keeps reading it (client_body_timeout, 10 s per read). Once Nginx
-    # has them all, its next request is refused at once (asked until then: they arrive on
-    # connections of their own); another client's, and the unlimited test client's, are not.
+    # 10 requests of 127.0.0.4 held in progress: each sent its header and promised a body of 100
+    # bytes that comes a byte every 2 s, so Nginx keeps reading it (client_body_timeout is 10 s
+    # between reads). Once Nginx has them all, its next request is refused at once (asked until
+    # then: they arrive on connections of their own); another client's, and the unlimited test
+    # client's, are not.
     key = ("nginx_http_requests_total", "cache_status=-", "code=429", "service=go")
     before = nginx.settled_counts().get(key, 0)
     with ExitStack() as held:
+        sockets = []
         for _ in range(10):
             s = held.enter_context(
                 socket.create_connection(
-                    ("127.0.0.1", nginx.port), timeout=10, source_address=("127.0.0.4", 0)
+                    ("127.0.0.1", nginx.port), timeout=30, source_address=("127.0.0.4", 0)
                 )
             )
             s.sendall(b"POST /go/time HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n")
+            sockets.append(s)
         over, other = Client(nginx.port, "127.0.0.4"), Client(nginx.port, "127.0.0.5")
+        trickled = time.monotonic()
+
+        def refused() -> Any:
+            nonlocal trickled
+            if time.monotonic() - trickled > 2:
+                for s in sockets:
+                    s.sendall(b"x")
+                trickled = time.monotonic()
+            answer = over.get("/go/time")
+            return answer[0] == 429 and answer
+
         try:
+            # Bounded by the body: 99 bytes, one every 2 s, keep them in progress for over 3 min.
             _, headers, body = wait_until(
-                lambda: (answer := over.get("/go/time"))[0] == 429 and answer,
-                timeout_s=5,
-                what="127.0.0.4's 11th request in progress refused",
+                refused, timeout_s=120, what="127.0.0.4's 11th request in progress refused"
             )
             assert (body, headers.get("Retry-After")) == (b"too many requests\n", "1")
             assert other.get("/go/time")[0] == 200
