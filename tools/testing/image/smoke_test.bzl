@@ -18,6 +18,7 @@ def image_smoke_test(name, loader, repo_tag, port, **kwargs):
         data = [loader, Label("//tools/rules/docker:engine.sh")],
         deps = [
             Label("//tools/testing/python:ownership"),
+            Label("//tools/testing/python:services"),
             Label("//tools/testing/python:support"),
         ],
         # Unsandboxed: an engine this test may start must outlive it, outside the sandbox.

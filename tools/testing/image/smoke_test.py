@@ -25,14 +25,13 @@ from tools.testing.python.ownership import (
     owner_id,
     sigterm_raises_keyboard_interrupt,
 )
+from tools.testing.python.services import HEALTH_TIMEOUT_S, wait_healthy
 from tools.testing.python.support import http_request, wait_until
 
 LOADER, TAG, PORT = os.environ["LOADER"], os.environ["TAG"], os.environ["PORT"]
 IMAGE = TAG.split("/")[-1].replace(":", "-")
 # On each run's container: the image's name, which the abandoned-container sweep looks for.
 SMOKE_LABEL = "org.cache-platform.smoke-test"
-# Far above any start-up or health check's first pass (seconds): a slow machine only waits longer.
-HEALTH_TIMEOUT_S = 120
 RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$")
 
 
@@ -54,7 +53,9 @@ def remove_abandoned_containers() -> None:
 
 
 def logs(name: str) -> str:
-    result = subprocess.run(["docker", "logs", name], capture_output=True, text=True)
+    """The end of the container's log."""
+    command = ["docker", "logs", "--tail", "20", name]
+    result = subprocess.run(command, capture_output=True, text=True)
     return result.stdout + result.stderr
 
 
@@ -94,14 +95,7 @@ def base(container: str) -> str:
     host_port = docker("port", container, f"{PORT}/tcp").splitlines()[0].rsplit(":", 1)[1]
     url = f"http://127.0.0.1:{host_port}"
 
-    def healthy() -> bool:
-        running(container)
-        return http_request(url + "/healthz").status == 200
-
-    try:
-        wait_until(healthy, HEALTH_TIMEOUT_S, interval_s=0.3, what=f"a 200 from {url}/healthz")
-    except TimeoutError as e:
-        raise AssertionError(f"{e}\n{logs(container)}") from e
+    wait_healthy(url, lambda: running(container), lambda: logs(container))
     return url
 
 

@@ -1,17 +1,18 @@
-"""A server process a test starts, waited for until its /healthz answers 200, and stopped when the
-test is done; and the repo's two services, go_service and py_service (under gunicorn), started so
-on loopback ports of their own.
+"""A server a test starts, waited for until its /healthz answers 200, and stopped when the test is
+done; and the repo's two services, go_service and py_service (under gunicorn), started so on
+loopback ports of their own.
 
-The wait is an event wait: it ends when the server answers, or at once when the process exits
-(with its exit code and the tail of its stderr); its bound, HEALTH_TIMEOUT_S, sits far above any
-start-up, so that a slow machine only makes it wait longer.
+The wait is an event wait (wait_healthy): it ends when the server answers, or at once when the
+server stops (a process's exit code and the tail of its stderr); its bound, HEALTH_TIMEOUT_S, sits
+far above any start-up, so that a slow machine only makes it wait longer. The image smoke test
+waits on its container so too.
 """
 
 from __future__ import annotations
 
 import os
 import subprocess
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
@@ -26,6 +27,29 @@ STDERR_TAIL_LINES = 20
 
 class ServerExitedError(RuntimeError):
     """The server process exited before it answered (not an OSError: wait_until must not retry)."""
+
+
+def wait_healthy(
+    base_url: str,
+    alive: Callable[[], None],
+    log: Callable[[], str],
+    timeout_s: float = HEALTH_TIMEOUT_S,
+) -> None:
+    """Waits until `base_url`/healthz answers 200. `alive` is called before each request and
+    raises (anything but an OSError) once the server has stopped: that ends the wait at once.
+
+    Raises:
+        TimeoutError: no 200 within `timeout_s` seconds; the message quotes `log()`.
+    """
+
+    def healthy() -> bool:
+        alive()
+        return http_request(base_url + "/healthz").status == 200
+
+    try:
+        wait_until(healthy, timeout_s, interval_s=0.2, what=f"{base_url}/healthz")
+    except TimeoutError as error:
+        raise TimeoutError(f"{error}; its log ends:\n{log()}") from error
 
 
 def stderr_tail(path: Path) -> str:
@@ -55,18 +79,14 @@ def serving(
         process = subprocess.Popen(argv, env={**os.environ, **(env or {})}, stderr=log)
     try:
 
-        def healthy() -> bool:
+        def alive() -> None:
             if (code := process.poll()) is not None:
                 raise ServerExitedError(
                     f"{argv[0]} exited with {code} before {base_url}/healthz answered; "
                     f"its stderr ends:\n{stderr_tail(stderr)}"
                 )
-            return http_request(base_url + "/healthz").status == 200
 
-        try:
-            wait_until(healthy, timeout_s, interval_s=0.1, what=f"{base_url}/healthz")
-        except TimeoutError as error:
-            raise TimeoutError(f"{error}; its stderr ends:\n{stderr_tail(stderr)}") from error
+        wait_healthy(base_url, alive, lambda: stderr_tail(stderr), timeout_s)
         yield base_url
     finally:
         process.terminate()
