@@ -2,8 +2,6 @@
 alike. Runs the real binaries on loopback: go_service, and py_service under gunicorn (its
 workers' metrics summed, as in the image)."""
 
-import os
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,7 +9,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from api.metrics_vocabulary import load, openapi_routes, problems
-from tools.testing.python.support import free_port, http_request, wait_until
+from tools.testing.python.services import go_and_python
+from tools.testing.python.support import http_request
 
 SPEC = load(Path("api/metrics.json"))
 ROUTES = openapi_routes(Path("api/openapi.json"))
@@ -33,34 +32,10 @@ def fetch(url: str, method: str = "GET") -> tuple[int, str]:
 @pytest.fixture(scope="module")
 def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     """{"go": base URL, "python": base URL}, both answering."""
-    go_port, py_port = free_port(), free_port()
-    py_env = {
-        "BIND": f"127.0.0.1:{py_port}",
-        "WEB_CONCURRENCY": "2",
-        "PROMETHEUS_MULTIPROC_DIR": str(tmp_path_factory.mktemp("py-metrics")),
-    }
-    processes = [
-        subprocess.Popen([os.environ["GO_SERVICE"], "-listen", f"127.0.0.1:{go_port}"]),
-        subprocess.Popen(
-            [os.environ["PY_SERVICE"]],
-            env={**os.environ, **py_env},
-            stderr=subprocess.DEVNULL,
-        ),
-    ]
-    urls = {"go": f"http://127.0.0.1:{go_port}", "python": f"http://127.0.0.1:{py_port}"}
-    try:
-        for url in urls.values():
-            wait_until(
-                lambda url=url: fetch(url + "/healthz")[0] == 200,
-                timeout_s=30,
-                interval_s=0.1,
-                what=f"{url}/healthz",
-            )
+    with go_and_python(
+        tmp_path_factory.mktemp("services"), py_env={"WEB_CONCURRENCY": "2"}
+    ) as urls:
         yield urls
-    finally:
-        for process in processes:
-            process.terminate()
-            process.wait(timeout=30)
 
 
 def scrape_after_traffic(url: str) -> str:

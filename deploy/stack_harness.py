@@ -24,7 +24,6 @@ import json
 import os
 import random
 import secrets
-import signal
 import socket
 import string
 import subprocess
@@ -33,11 +32,16 @@ import urllib.parse
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 from deploy import stack_settings
 from py_service.app.duration import parse_duration
+from tools.testing.python.ownership import (
+    OWNER_LABEL,
+    owner_alive,
+    owner_id,
+    sigterm_raises_keyboard_interrupt,
+)
 from tools.testing.python.support import free_port, http_request
 
 RUNFILES = Path.cwd()
@@ -54,10 +58,9 @@ SUBNETS = tuple(ipaddress.ip_network("10.213.128.0/17").subnets(new_prefix=24))
 # which it then uses as it is and removes with the project (`down`).
 COMPOSE_PROJECT_LABEL = "com.docker.compose.project"
 COMPOSE_NETWORK_LABEL = "com.docker.compose.network"
-# On everything a run makes besides Compose's containers and volumes: the run's project, and the
-# process that made it (owner_id), which tells an abandoned run from a live one.
+# On everything a run makes besides Compose's containers and volumes: the run's project, and
+# (OWNER_LABEL) the process that made it, which tells an abandoned run from a live one.
 RUN_LABEL = "org.cache-platform.test-run"
-OWNER_LABEL = "org.cache-platform.test-owner"
 # What the engine says when a host port it is to publish on is taken.
 PORT_TAKEN = ("port is already allocated", "address already in use")
 UP_ATTEMPTS = 3
@@ -330,27 +333,6 @@ def free_ports(count: int) -> list[int]:
     return ports
 
 
-def owner_id(pid: int | None = None) -> str | None:
-    """`<boot id>/<pid>/<start time>`: one process for as long as the machine runs, even once its
-    pid is reused; None for a pid that is gone. This process's without one."""
-    pid = os.getpid() if pid is None else pid
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return None
-    start_time = stat.rpartition(")")[2].split()[19]  # field 22 of proc_pid_stat(5)
-    return f"{boot_id()}/{pid}/{start_time}"
-
-
-def boot_id() -> str:
-    return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
-
-
-def owner_alive(owner: str) -> bool:
-    _, pid, _ = owner.split("/")
-    return pid.isdigit() and owner_id(int(pid)) == owner
-
-
 def claim_subnet(
     project: str,
     candidates: Sequence[ipaddress.IPv4Network] = SUBNETS,
@@ -424,22 +406,6 @@ def remove_abandoned_runs() -> None:
             project = labels[RUN_LABEL]
             print(f"removing the abandoned stack {project}", file=sys.stderr)
             tear_down(project)
-
-
-@contextlib.contextmanager
-def sigterm_raises_keyboard_interrupt() -> Iterator[None]:
-    """SIGTERM (Bazel stopping a test that timed out; it sends SIGKILL 15 s later) as Ctrl-C: the
-    teardowns run. A second SIGTERM is ignored, so that it cannot cut the teardown short."""
-
-    def interrupt(signum: int, frame: FrameType | None) -> None:
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        raise KeyboardInterrupt(f"signal {signum}")
-
-    previous = signal.signal(signal.SIGTERM, interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def up(stack: Stack, loaders: Sequence[str], script: Path = STACK_SH) -> Stack:

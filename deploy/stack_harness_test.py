@@ -1,17 +1,15 @@
 """The stack harness's own cases, against the real Docker engine (no images needed): each run
-claims a subnet the engine accepted, a run killed outright is cleaned up by the next, SIGTERM
-lets the teardown run, and a port the engine refuses is replaced (deploy/stack_harness.py)."""
+claims a subnet the engine accepted, a run killed outright is cleaned up by the next, and a port
+the engine refuses is replaced (deploy/stack_harness.py). SIGTERM's teardown:
+//tools/testing/python:ownership_test."""
 
 import ipaddress
 import json
-import os
 import re
 import secrets
-import signal
 import socket
 import subprocess
 import textwrap
-import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -20,19 +18,17 @@ import pytest
 
 from deploy import stack_harness
 from deploy.stack_harness import (
-    OWNER_LABEL,
     Ports,
     Stack,
     StackSettings,
     claim_subnet,
     docker,
     free_ports,
-    owner_id,
     remove_abandoned_runs,
-    sigterm_raises_keyboard_interrupt,
     tear_down,
     up,
 )
+from tools.testing.python.ownership import OWNER_LABEL, owner_id
 
 # This test's own /24s, clear of the ones the stack tests take (stack_harness.SUBNETS), so that
 # it runs beside them.
@@ -143,26 +139,6 @@ def test_abandoned_runs_are_removed_and_live_ones_kept(projects: list[str]) -> N
     assert network(f"{abandoned}_default") is None
     assert docker("volume", "inspect", volume, check=False).returncode
     assert network(f"{live}_default") is not None
-
-
-def test_sigterm_interrupts_once_and_the_teardown_runs() -> None:
-    previous = signal.getsignal(signal.SIGTERM)
-    torn_down = []
-
-    def run_then_tear_down() -> None:
-        with sigterm_raises_keyboard_interrupt():
-            try:
-                os.kill(os.getpid(), signal.SIGTERM)
-                time.sleep(30)  # interrupted at once
-            finally:
-                # A second SIGTERM, as the teardown runs: ignored, so it runs to its end.
-                os.kill(os.getpid(), signal.SIGTERM)
-                torn_down.append(True)
-
-    with pytest.raises(KeyboardInterrupt):
-        run_then_tear_down()
-    assert torn_down == [True]
-    assert signal.getsignal(signal.SIGTERM) == previous
 
 
 def test_up_picks_new_ports_while_the_engine_refuses_one(tmp_path: Path) -> None:

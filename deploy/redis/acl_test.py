@@ -26,6 +26,7 @@ from pathlib import Path
 import pytest
 import redis
 
+from tools.testing.python.services import go_and_python
 from tools.testing.python.support import free_port, http_request, wait_until
 
 # The image's path of the ACL file, which the test replaces by its own.
@@ -166,47 +167,23 @@ def metric(base: str, name: str) -> float:
 @pytest.fixture
 def services(server: Server, tmp_path: Path) -> Iterator[dict[str, str]]:
     """Both services caching in the server as their ACL users: {"go": base URL, "python": ...}."""
-    go_port, py_port = free_port(), free_port()
     redis_at = f"127.0.0.1:{server.port}/0"
-    processes = [
-        subprocess.Popen(
-            [os.environ["GO_SERVICE"], "-listen", f"127.0.0.1:{go_port}", "-cache-backend=redis"],
-            env={
-                **os.environ,
-                "REDIS_URL": f"redis://go-service@{redis_at}",
-                "REDIS_PASSWORD_FILE": str(server.passwords["go-service"]),
-                "REDIS_TIMEOUT": "1s",  # a busy machine's slow answer is not what this tests
-            },
-            stderr=subprocess.DEVNULL,
-        ),
-        subprocess.Popen(
-            [os.environ["PY_SERVICE"]],
-            env={
-                **os.environ,
-                "BIND": f"127.0.0.1:{py_port}",
-                "WEB_CONCURRENCY": "1",
-                "PROMETHEUS_MULTIPROC_DIR": str(tmp_path),
-                "CACHE_BACKEND": "redis",
-                "REDIS_URL": f"redis://py-service-redis@{redis_at}",
-                "REDIS_PASSWORD_FILE": str(server.passwords["py-service-redis"]),
-            },
-            stderr=subprocess.DEVNULL,
-        ),
-    ]
-    urls = {"go": f"http://127.0.0.1:{go_port}", "python": f"http://127.0.0.1:{py_port}"}
-    try:
-        for url in urls.values():
-            wait_until(
-                lambda url=url: http_request(url + "/healthz").status == 200,
-                timeout_s=30,
-                interval_s=0.1,
-                what=f"{url}/healthz",
-            )
+    with go_and_python(
+        tmp_path,
+        go_args=["-cache-backend=redis"],
+        go_env={
+            "REDIS_URL": f"redis://go-service@{redis_at}",
+            "REDIS_PASSWORD_FILE": str(server.passwords["go-service"]),
+            "REDIS_TIMEOUT": "1s",  # a busy machine's slow answer is not what this tests
+        },
+        py_env={
+            "WEB_CONCURRENCY": "1",
+            "CACHE_BACKEND": "redis",
+            "REDIS_URL": f"redis://py-service-redis@{redis_at}",
+            "REDIS_PASSWORD_FILE": str(server.passwords["py-service-redis"]),
+        },
+    ) as urls:
         yield urls
-    finally:
-        for process in processes:
-            process.terminate()
-            process.wait(timeout=30)
 
 
 def test_both_services_cache_through_redis_as_their_users(
