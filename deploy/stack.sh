@@ -5,7 +5,8 @@
 #   stack.sh down [--volumes] | logs [SERVICE...] | ps
 #   stack.sh compose ARGS...   any `docker compose` command on the running stack, with the project,
 #                              file and environment `up` used (scale, stop, start a service)
-#   stack.sh urls              what `up` prints at the end, for these settings; starts nothing
+#   stack.sh urls              what `up` printed at the end: the running stack's settings (else
+#                              these, saying so); starts nothing
 # Its settings, and compose.yaml's, come from the environment as STACK_* variables (deploy/README.md,
 # "Settings"), which tools/bazel passes through as they are, and default to deploy/stack.env's;
 # COMPOSE_* are Compose's own.
@@ -70,6 +71,11 @@ grafana_available() {
 # owned by the uid the container runs as. A secret is never printed; `up` says where it is.
 readonly config_dir="${XDG_CONFIG_HOME:-$HOME/.config}/cache-platform"
 readonly state_dir="$HOME/.local/state/cache-platform"
+# Under tools/bazel these paths are inside its chroot; CACHE_PLATFORM_CHROOT (set by tools/bazel)
+# is where the chroot is on the host, so messages name the path a user can open.
+host_path() { echo "${CACHE_PLATFORM_CHROOT:-}$1"; }
+# What `up` started with: the settings in force and whether Grafana runs, read back by `urls`.
+readonly settings_in_force="$state_dir/$PROJECT/settings.env"
 readonly STACK_SECRETS_DIR="$state_dir/$PROJECT/secrets"
 # The file Alertmanager reads its webhook URL from at each delivery (compose.yaml, configs). Written
 # by `up` only: `ps`, `logs` or `down` must not move a running stack's alerts back to the default.
@@ -89,7 +95,7 @@ user_secret() {
   chmod 0700 "$config_dir"
   if [[ ! -s "$file" ]]; then
     (umask 077 && head -c 18 /dev/urandom | base64 | tr -d '/+=' >"$file")
-    say "generated $name in $file"
+    say "generated $name in $(host_path "$file")"
   fi
   chmod 0600 "$file"
   cat "$file"
@@ -107,7 +113,7 @@ hand_over() {
     chmod 0600 "$file.new"
   else
     chmod 0644 "$file.new"
-    say "not root: $file is readable by all, inside $STACK_SECRETS_DIR (mode 0700)"
+    say "not root: $(host_path "$file") is readable by all, inside its directory (mode 0700)"
   fi
   mv -f "$file.new" "$file"
 }
@@ -144,7 +150,7 @@ write_secrets() {
   printf '%s\n' "${STACK_ALERT_WEBHOOK_URL:-http://nginx:9145/alerts}" |
     hand_over alert-webhook-url "$alertmanager_uid"
   if [[ -n "${STACK_ALERT_WEBHOOK_URL:-}" ]]; then
-    say "alerts are delivered to STACK_ALERT_WEBHOOK_URL (kept in $STACK_ALERT_WEBHOOK_URL_FILE)"
+    say "alerts are delivered to STACK_ALERT_WEBHOOK_URL (kept in $(host_path "$STACK_ALERT_WEBHOOK_URL_FILE"))"
   else
     say "alerts go to Nginx's log (//deploy:logs -- --tail all nginx); set STACK_ALERT_WEBHOOK_URL for your receiver"
   fi
@@ -190,24 +196,50 @@ up() {
     mapfile -t services < <(compose config --services | grep -vx grafana)
   fi
   compose up --detach --wait --wait-timeout 180 --remove-orphans "${services[@]}"
+  record_settings "$((${#services[@]} == 0))"
   echo "The stack is up:"
-  urls "$((${#services[@]} == 0))"
+  urls
 }
 
-# urls GRAFANA: where the stack answers and with which cache settings, from the settings in force
-# (a changed STACK_GO_CACHE_TTL shows here); GRAFANA 1 when Grafana was started.
+# record_settings GRAFANA: the settings `up` started the stack with, and GRAFANA (1 when Grafana
+# was started), for `urls` to print later whatever the caller's environment then.
+record_settings() {
+  local name
+  {
+    while IFS='=' read -r name _; do
+      [[ "$name" == STACK_* ]] && printf '%s=%s\n' "$name" "${!name}"
+    done <"$settings_file"
+    echo "grafana=$1"
+  } >"$settings_in_force"
+}
+
+# urls: where the stack answers and with which cache settings (a changed STACK_GO_CACHE_TTL shows
+# here): those `up` recorded for this project, else the settings of this environment.
 urls() {
+  local grafana=1 name value
+  if [[ -f "$settings_in_force" ]]; then
+    while IFS='=' read -r name value; do
+      case "$name" in
+      STACK_*) printf -v "$name" '%s' "$value" ;;
+      grafana) grafana="$value" ;;
+      esac
+    done <"$settings_in_force"
+  else
+    say "no stack of project $PROJECT is up: these are the addresses and TTLs it would have"
+  fi
   local nginx="$STACK_NGINX_BIND:$STACK_NGINX_PORT"
   cat <<URLS
   curl -i $nginx/go/time       Go service: $STACK_GO_REPLICAS replica(s), in-process cache in front of Redis ($STACK_GO_CACHE_TTL)
   curl -i $nginx/python/time   Flask service (Nginx cache, $STACK_PY_CACHE_TTL)
-  http://127.0.0.1:$STACK_PROMETHEUS_PORT        Prometheus
-  http://127.0.0.1:$STACK_ALERTMANAGER_PORT        Alertmanager
+  http://$STACK_PROMETHEUS_BIND:$STACK_PROMETHEUS_PORT        Prometheus
+  http://$STACK_ALERTMANAGER_BIND:$STACK_ALERTMANAGER_PORT        Alertmanager
 URLS
-  if [[ "$1" == 1 ]]; then
+  if [[ "$grafana" == 1 ]]; then
     echo "  http://127.0.0.1:$STACK_GRAFANA_PORT        Grafana (user admin, password: $(where_is grafana-admin-password STACK_GRAFANA_ADMIN_PASSWORD))"
+  else
+    echo "  Grafana: not started (its image $STACK_GRAFANA_IMAGE is not here)"
   fi
-  echo "  Redis: ACL users go-service, py-service-redis, monitor (passwords \$STACK_REDIS_GO_SERVICE_PASSWORD, ..._PY_SERVICE_..., ..._MONITOR_..., or in $config_dir/redis-*-password)"
+  echo "  Redis: ACL users go-service, py-service-redis, monitor (passwords \$STACK_REDIS_GO_SERVICE_PASSWORD, ..._PY_SERVICE_..., ..._MONITOR_..., or in $(host_path "$config_dir")/redis-*-password)"
 }
 
 # where_is FILE VARIABLE: where a secret is, for the user to read it (never the secret itself).
@@ -215,7 +247,7 @@ where_is() {
   if [[ -n "${!2:-}" ]]; then
     echo "\$$2"
   else
-    echo "in $config_dir/$1"
+    echo "in $(host_path "$config_dir/$1")"
   fi
 }
 
@@ -226,13 +258,14 @@ export STACK_SECRETS_DIR STACK_ALERT_WEBHOOK_URL_FILE
 export STACK_NGINX_UNLIMITED_CLIENTS_FILE
 case "$command" in
 up) up "$@" ;;
-urls) urls 1 ;;
+urls) urls ;;
 down)
   ensure_engine_and_compose
   # Every profile's services too (redis, bench): they share the project's network.
   compose --profile '*' down --remove-orphans "$@"
-  # `up` writes it anew; kept, one per project would pile up (the tests make one per run).
-  rm -rf "$(dirname "$STACK_ALERT_WEBHOOK_URL_FILE")"
+  # The project's secrets, settings and Nginx list: `up` writes them anew, and kept, one directory
+  # per project would pile up (the tests make one per run).
+  rm -rf "${state_dir:?}/$PROJECT"
   ;;
 logs)
   ensure_engine_and_compose

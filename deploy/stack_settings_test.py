@@ -105,6 +105,27 @@ def test_the_banner_follows_changed_settings(tmp_path: Path) -> None:
     assert SETTINGS["STACK_GO_CACHE_TTL"] not in banner
 
 
+def test_the_banner_of_a_running_stack_is_what_up_recorded(tmp_path: Path) -> None:
+    # `up` records the settings it started with (record_settings, in the file's format) and
+    # whether Grafana runs; `urls` later prints those, whatever the caller's environment says.
+    state = tmp_path / ".local/state/cache-platform/cache-platform"
+    state.mkdir(parents=True)
+    recorded = {**SETTINGS, "STACK_GO_CACHE_TTL": "3s", "STACK_PROMETHEUS_BIND": "127.0.0.2"}
+    lines = [f"{name}={value}" for name, value in recorded.items()] + ["grafana=0"]
+    (state / "settings.env").write_text("\n".join(lines) + "\n")
+    banner = urls(tmp_path, STACK_GO_CACHE_TTL="7s")
+    assert "in-process cache in front of Redis (3s)" in banner
+    assert f"http://127.0.0.2:{SETTINGS['STACK_PROMETHEUS_PORT']}" in banner
+    assert "Grafana: not started" in banner
+    assert f":{SETTINGS['STACK_GRAFANA_PORT']}" not in banner
+
+
+def test_the_banner_without_a_running_stack_says_so(tmp_path: Path) -> None:
+    out = stack_sh_urls(tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "no stack of project cache-platform is up" in out.stderr
+
+
 @pytest.mark.parametrize(
     "line",
     [
