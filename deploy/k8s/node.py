@@ -636,19 +636,18 @@ def remove_cgroups(cgroup_root: str) -> None:
 
 
 class Enforcer:
-    """kube-network-policies' outcome, from its log."""
-
-    # After a sync without an error line this long, its rules are in (nft's batch is atomic: a
-    # failure is logged at once).
-    SETTLE_S = 3.0
+    """kube-network-policies' progress, from its log."""
 
     def __init__(self, cp: ControlPlane) -> None:
         self.cp = cp
-        self.first_sync = 0.0
 
-    def synced(self) -> str | None:
-        """None until its first sync of nftables rules; then its error (the whole klog entry:
-        a multi-line value runs from `error=<` to a line holding `>`), or "synced"."""
+    def syncing(self) -> bool:
+        """Whether it has begun syncing its nftables rules."""
+        return "Syncing nftables rules" in self.cp.log("kube-network-policies")
+
+    def error(self) -> str | None:
+        """Its failed sync's error: the whole klog entry (a multi-line value runs from `error=<`
+        to a line holding `>`), or None."""
         lines = self.cp.log("kube-network-policies").splitlines()
         for i, line in enumerate(lines):
             if "syncing nftables rules" in line and "error=" in line:
@@ -659,11 +658,7 @@ class Enforcer:
                         if more.strip() == ">":
                             break
                 return " ".join(entry)
-        if not any("Syncing nftables rules" in line for line in lines):
-            return None
-        if not self.first_sync:
-            self.first_sync = time.monotonic()
-        return "synced" if time.monotonic() - self.first_sync > self.SETTLE_S else None
+        return None
 
 
 def _enter_netns(pid: int) -> None:
